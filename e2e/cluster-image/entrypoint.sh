@@ -1,0 +1,145 @@
+#!/bin/sh
+# Entrypoint of job-template-run/kwok-cluster: a k3s-compatible stand-in that runs
+# a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler) plus kwok, which simulates the kubelet of one fake Node.
+#
+# The k3s container contract (what testcontainers-modules' K3s module relies on):
+#   args        `server [flags...]`; unknown k3s flags (e.g. --snapshotter=native)
+#               are ignored; `--disable-controller-manager` runs no
+#               kube-controller-manager.
+#   port        6443/tcp: kube-apiserver (TLS; cert SANs: 127.0.0.1, ::1,
+#               localhost, kubernetes[.default[.svc[.cluster.local]]], container IPs).
+#   kubeconfig  /etc/rancher/k3s/k3s.yaml, self-contained (embedded certs),
+#               server https://127.0.0.1:6443, mode $K3S_KUBECONFIG_MODE (default 600).
+#   ready line  "Node controller sync successful" on stderr, printed once the API
+#               answers /readyz, the fake Node is Ready and the `default`
+#               ServiceAccount exists in namespace `default`.
+# Anything else as the first argument is exec'd (e.g. `kubectl version --client`).
+set -eu
+
+BIN=/usr/local/bin
+CLUSTER=kwok
+NODE_NAME=${KWOK_CLUSTER_NODE_NAME:-kwok-node-0}
+STAGES=/etc/kwok/kwok-stages.yaml
+K3S_DIR=/etc/rancher/k3s
+K3S_KUBECONFIG=$K3S_DIR/k3s.yaml
+export HOME=${HOME:-/root}
+export KWOK_KUBECTL_BINARY=$BIN/kubectl
+WORKDIR=$HOME/.kwok/clusters/$CLUSTER
+KUBECONFIG=$WORKDIR/kubeconfig.yaml
+export KUBECONFIG
+
+# Entry point messages go to stderr (like k3s); component and kwokctl output go
+# to stdout so that nothing but the real ready line can match on stderr.
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) kwok-cluster: $*" >&2; }
+fail() { log "FATAL: $*"; dump_logs; exit 1; }
+dump_logs() {
+  for f in "$WORKDIR"/logs/*.log; do
+    [ -f "$f" ] || continue
+    echo "===== last lines of $f ====="
+    tail -n 30 "$f"
+  done
+}
+
+if [ $# -gt 0 ]; then
+  case "$1" in
+    server) shift ;;
+    -*) ;;
+    *) exec "$@" ;;
+  esac
+fi
+
+disable_kcm=false
+for arg in "$@"; do
+  case "$arg" in
+    --disable-controller-manager|--disable-controller-manager=true) disable_kcm=true ;;
+    --disable-controller-manager=false) disable_kcm=false ;;
+    *) log "ignoring k3s argument: $arg" ;;
+  esac
+done
+
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start ))s; }
+
+set -- create cluster \
+  --name "$CLUSTER" \
+  --runtime binary \
+  --kube-apiserver-port 6443 \
+  --config "$STAGES" \
+  --etcd-binary "$BIN/etcd" \
+  --kube-apiserver-binary "$BIN/kube-apiserver" \
+  --kube-controller-manager-binary "$BIN/kube-controller-manager" \
+  --kube-scheduler-binary "$BIN/kube-scheduler" \
+  --kwok-controller-binary "$BIN/kwok" \
+  --kubeconfig "$HOME/.kube/config"
+if [ "$disable_kcm" = true ]; then
+  set -- "$@" --disable kube-controller-manager
+  log "starting kwok cluster (Kubernetes $KWOK_KUBE_VERSION) without kube-controller-manager"
+else
+  log "starting kwok cluster (Kubernetes $KWOK_KUBE_VERSION)"
+fi
+"$BIN/kwokctl" "$@" </dev/null 2>&1 || fail "kwokctl create cluster failed"
+log "kwokctl create cluster finished after $(elapsed)"
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  limit=$1; what=$2; shift 2
+  i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -le $((limit * 4)) ] || fail "timed out after ${limit}s waiting for $what"
+    sleep 0.25
+  done
+}
+kc() { "$BIN/kubectl" --request-timeout=10s "$@"; }
+
+wait_for 120 "kube-apiserver /readyz" kc get --raw=/readyz
+
+# The kubeconfig: self-contained, k3s-style server address.
+mkdir -p "$K3S_DIR"
+kc config view --raw --flatten --minify > "$K3S_DIR/.k3s.yaml.tmp" || fail "could not flatten kubeconfig"
+sed -i 's#^\([[:space:]]*server:\).*#\1 https://127.0.0.1:6443#' "$K3S_DIR/.k3s.yaml.tmp"
+chmod "${K3S_KUBECONFIG_MODE:-600}" "$K3S_DIR/.k3s.yaml.tmp" || fail "bad K3S_KUBECONFIG_MODE=${K3S_KUBECONFIG_MODE:-}"
+mv -f "$K3S_DIR/.k3s.yaml.tmp" "$K3S_KUBECONFIG"
+log "wrote kubeconfig $K3S_KUBECONFIG (mode ${K3S_KUBECONFIG_MODE:-600})"
+
+# One fake Node that kwok manages (kwokctl runs kwok with
+# --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake). No taint, so
+# ordinary pods schedule onto it without tolerations. Capacity comes from kwok's
+# node-initialize stage (cpu 1k, memory 1Ti, pods 1M).
+kc apply -f - >/dev/null <<NODE || fail "could not create Node $NODE_NAME"
+apiVersion: v1
+kind: Node
+metadata:
+  name: $NODE_NAME
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: $NODE_NAME
+    node-role.kubernetes.io/agent: ""
+NODE
+wait_for 60 "Node $NODE_NAME to become Ready" kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+
+if [ "$disable_kcm" = true ]; then
+  # No service-account controller without kube-controller-manager: create the
+  # default ServiceAccount so that pods in namespace default are admitted.
+  kc create serviceaccount default -n default >/dev/null 2>&1 || true
+fi
+wait_for 60 "ServiceAccount default/default" kc get serviceaccount default -n default
+
+log "cluster ready after $(elapsed) (node $NODE_NAME, kube-controller-manager $([ "$disable_kcm" = true ] && echo disabled || echo running))"
+echo "Node controller sync successful" >&2
+
+# Stay in the foreground: stream component logs to stdout, exit when the API
+# server dies, exit 0 on SIGTERM/SIGINT.
+tail -n 0 -F "$WORKDIR"/logs/*.log 2>/dev/null &
+tail_pid=$!
+trap 'log "stopping"; kill "$tail_pid" 2>/dev/null; exit 0' TERM INT
+while :; do
+  sleep 5 &
+  wait $! || true
+  pidof kube-apiserver >/dev/null || fail "kube-apiserver exited"
+done

@@ -1,0 +1,207 @@
+//! The command line: `controller`, `crd` and `render`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use serde::de::DeserializeOwned;
+
+use crate::crd::{self, JobRun, JobTemplate};
+use crate::merge;
+use crate::reconciler::{self, Scope};
+use crate::telemetry;
+use crate::yaml;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "job-template-run",
+    version,
+    about = "JobTemplates and JobRuns for Kubernetes Jobs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator against the cluster of the kubeconfig (or in-cluster).
+    Controller(ControllerArgs),
+    /// Print the CustomResourceDefinitions, generated from the Rust types.
+    Crd {
+        /// Write one `<name>.yaml` per CRD into this folder instead of printing.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
+    /// Print, offline, the Job the operator would create for a run, and with
+    /// --job-status the run status it would write for a Job in that state.
+    Render {
+        /// A JobTemplate YAML file.
+        #[arg(long)]
+        template: PathBuf,
+        /// A JobRun YAML file; it must carry metadata.namespace and metadata.uid.
+        #[arg(long)]
+        run: PathBuf,
+        /// A Job status YAML file (the Job's `.status`).
+        #[arg(long)]
+        job_status: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ControllerArgs {
+    /// Watch only these namespaces (repeat or comma-separate); all when empty.
+    #[arg(long = "namespace", env = "JTR_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, env = "JTR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "JTR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,kube=warn`).
+    #[arg(long, env = "JTR_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything that ends the process with a non-zero exit and a one-line cause.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_norway::Error,
+    },
+    #[error("{path}: expected kind {expected}, found {found:?}")]
+    WrongKind {
+        path: PathBuf,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serialize the output: {0}")]
+    Serialize(serde_norway::Error),
+    #[error(transparent)]
+    Render(#[from] merge::RenderError),
+    #[error(transparent)]
+    Manifest(#[from] crd::ManifestError),
+    #[error("invalid --log-level: {0}")]
+    LogFilter(String),
+    #[error(transparent)]
+    Controller(#[from] reconciler::StartError),
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Controller(args) => {
+            telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)
+                .map_err(CliError::LogFilter)?;
+            reconciler::run(Scope::from_namespaces(args.namespaces), args.listen).await?;
+            Ok(())
+        }
+        Command::Crd { output_dir } => print_crds(output_dir.as_deref()),
+        Command::Render {
+            template,
+            run,
+            job_status,
+        } => {
+            print!("{}", render(&template, &run, job_status.as_deref())?);
+            Ok(())
+        }
+    }
+}
+
+fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
+    let mut documents = Vec::new();
+    for definition in crd::manifests() {
+        let yaml = crd::to_yaml(&definition)?;
+        match output_dir {
+            Some(dir) => {
+                let path = dir.join(crd::crd_file_name(&definition));
+                std::fs::write(&path, &yaml).map_err(|source| CliError::Write { path, source })?;
+            }
+            None => documents.push(yaml),
+        }
+    }
+    if !documents.is_empty() {
+        print!("---\n{}", documents.join("---\n"));
+    }
+    Ok(())
+}
+
+/// The `render` command's output: the Job, then optionally the run status.
+pub fn render(template: &Path, run: &Path, job_status: Option<&Path>) -> Result<String, CliError> {
+    let template: JobTemplate = read_yaml(template)?;
+    let run: JobRun = read_yaml(run)?;
+    let job: Job = merge::render(&template, &run)?;
+    let mut out = yaml::to_string(&job).map_err(CliError::Serialize)?;
+    if let Some(path) = job_status {
+        let observed = Job {
+            status: Some(read_yaml::<JobStatus>(path)?),
+            ..job
+        };
+        out.push_str("---\n");
+        out.push_str(
+            &yaml::to_string(&merge::status(Some(&observed), &run)).map_err(CliError::Serialize)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Reads one object, checking its `kind` when the type has one (a JobRun
+/// passed as --template would otherwise parse as an empty JobSpec).
+fn read_yaml<T: DeserializeOwned + Kinded>(path: &Path) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse_error = |source| CliError::Parse {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(expected) = T::KIND {
+        let meta: kube::core::TypeMeta = serde_norway::from_str(&text).map_err(parse_error)?;
+        if meta.kind != expected {
+            return Err(CliError::WrongKind {
+                path: path.to_path_buf(),
+                expected,
+                found: meta.kind,
+            });
+        }
+    }
+    serde_norway::from_str(&text).map_err(parse_error)
+}
+
+/// The `kind` an input file must declare, if it is a whole object.
+trait Kinded {
+    const KIND: Option<&'static str>;
+}
+
+impl Kinded for JobTemplate {
+    const KIND: Option<&'static str> = Some("JobTemplate");
+}
+
+impl Kinded for JobRun {
+    const KIND: Option<&'static str> = Some("JobRun");
+}
+
+impl Kinded for JobStatus {
+    const KIND: Option<&'static str> = None;
+}

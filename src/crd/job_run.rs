@@ -1,0 +1,160 @@
+//! `JobRun`: one execution of a `JobTemplate`, with the few fields that differ.
+
+use k8s_openapi::api::batch::v1::JobCondition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What to run: a template and what to change in it. Immutable once created,
+/// because a run is one-shot: it maps to exactly one Job.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "cellbytes.io",
+    version = "v1",
+    kind = "JobRun",
+    namespaced,
+    shortname = "jr",
+    category = "job-template-run",
+    status = "JobRunStatus",
+    doc = "One run of a JobTemplate: the operator creates exactly one Job for it and mirrors that Job's status.",
+    printcolumn(name = "Template", type_ = "string", json_path = ".spec.templateRef"),
+    printcolumn(name = "Job", type_ = "string", json_path = ".status.jobName"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Start", type_ = "date", json_path = ".status.startTime"),
+    printcolumn(
+        name = "Completion",
+        type_ = "date",
+        json_path = ".status.completionTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: a JobRun runs once; create a new JobRun instead"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobRunSpec {
+    /// Name of the JobTemplate, in the run's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub template_ref: String,
+
+    /// Replaces `command` of the template's first container. Absent keeps
+    /// the template's; an empty list clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), inner(length(max = 8192)))]
+    pub command: Option<Vec<String>>,
+
+    /// Replaces `args` of the template's first container. Absent keeps the
+    /// template's; an empty list clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), inner(length(max = 8192)))]
+    pub args: Option<Vec<String>>,
+
+    /// Accepted for compatibility with the Python original: a URL to notify
+    /// when the run finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
+    pub callback_url: Option<String>,
+
+    /// Accepted for compatibility: a bearer token sent with the callback.
+    /// Prefer `callbackTokenSecretRef`, which keeps the token out of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub callback_token: Option<String>,
+
+    /// Accepted for compatibility: the callback token, read from a Secret in
+    /// the run's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token_secret_ref: Option<CallbackTokenSecretRef>,
+}
+
+/// A key of a Secret in the run's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct CallbackTokenSecretRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// Where a run is in its life. Derived from the Job's conditions.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No Job yet, or the Job has not started (or is suspended).
+    Pending,
+    /// The Job has started and has not finished.
+    Running,
+    /// The Job has the condition `Complete=True`.
+    Succeeded,
+    /// The Job has `Failed=True`, or no Job could be created for the run.
+    Failed,
+}
+
+impl Phase {
+    /// Succeeded and Failed never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// The Job's status as seen by the run, plus the run's own fields.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRunStatus {
+    /// Name of the Job created for this run. Set once, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// The run's `metadata.generation` that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Running, Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// For humans: why the run failed before, or instead of, its Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Copied from the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// Copied from the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Copied from the Job: pods running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<i32>,
+    /// Copied from the Job: pods ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i32>,
+    /// Copied from the Job: pods terminating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating: Option<i32>,
+    /// Copied from the Job: pods succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded: Option<i32>,
+    /// Copied from the Job: pods failed; 1 when no Job could be created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<i32>,
+    /// The Job's conditions, plus `Finished` once the run has ended either
+    /// way, and `Failed` when no Job could be created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<JobCondition>>,
+}

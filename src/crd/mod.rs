@@ -1,0 +1,16 @@
+//! The two custom resources of the `cellbytes.io/v1` API group.
+//!
+//! Types only: the logic that acts on them lives in [`crate::merge`] and
+//! [`crate::reconciler`]. [`manifests`] turns the types into the CRD YAML that
+//! ships in the Helm chart, so the schema can never drift from the code.
+
+mod job_run;
+mod job_template;
+mod manifests;
+
+pub use job_run::{CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, Phase};
+pub use job_template::{JobTemplate, JobTemplateSpec};
+pub use manifests::{ManifestError, crd_file_name, manifests, to_yaml};
+
+/// The API group of both resources.
+pub const GROUP: &str = "cellbytes.io";

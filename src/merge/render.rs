@@ -1,0 +1,108 @@
+//! `render`: the Job that a run makes from its template.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use super::names::label_safe;
+use crate::crd::{JobRun, JobTemplate};
+
+/// Label with the (label-safe) name of the template a Job was made from.
+pub const LABEL_TEMPLATE: &str = "cellbytes.io/job-template";
+/// Label with the (label-safe) name of the run a Job belongs to.
+pub const LABEL_RUN: &str = "cellbytes.io/job-run";
+/// The standard label naming the tool that manages an object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The value of [`LABEL_MANAGED_BY`]; the operator watches Jobs with it.
+pub const MANAGER: &str = "job-template-run";
+/// Annotation with the run's full name, which labels may have had to cut.
+pub const ANNOTATION_RUN_NAME: &str = "cellbytes.io/job-run-name";
+
+/// Why a template and a run cannot make a Job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("JobTemplate {template} has no containers in spec.template.spec.containers")]
+    NoContainers { template: String },
+    #[error("JobRun has no {field}; a run read from the API server always has one")]
+    RunWithoutIdentity { field: &'static str },
+}
+
+/// Builds the Job for `run` from `template`: the template's JobSpec, with
+/// the run's `command`/`args` on the first container, the operator's labels,
+/// and a controller ownerReference to the run.
+pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> {
+    let run_name = run
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(RenderError::RunWithoutIdentity {
+            field: "metadata.name",
+        })?;
+    let namespace = run
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(RenderError::RunWithoutIdentity {
+            field: "metadata.namespace",
+        })?;
+    let owner = run
+        .controller_owner_ref(&())
+        .filter(|o| !o.uid.is_empty())
+        .ok_or(RenderError::RunWithoutIdentity {
+            field: "metadata.uid",
+        })?;
+
+    let labels = operator_labels(&template.name_any(), run_name);
+    let mut spec = template.spec.0.clone();
+    let pod = &mut spec.template;
+    pod.metadata
+        .get_or_insert_with(ObjectMeta::default)
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(labels.clone());
+
+    let container = pod
+        .spec
+        .as_mut()
+        .and_then(|pod_spec| pod_spec.containers.first_mut())
+        .ok_or_else(|| RenderError::NoContainers {
+            template: template.name_any(),
+        })?;
+    if let Some(command) = &run.spec.command {
+        container.command = non_empty(command);
+    }
+    if let Some(args) = &run.spec.args {
+        container.args = non_empty(args);
+    }
+
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(label_safe(run_name)),
+            namespace: Some(namespace),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_RUN_NAME.to_owned(),
+                run_name.to_owned(),
+            )])),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+/// An empty override clears the field; the API server would drop `[]` anyway.
+fn non_empty(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
+}
+
+fn operator_labels(template: &str, run: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_TEMPLATE.to_owned(), label_safe(template)),
+        (LABEL_RUN.to_owned(), label_safe(run)),
+        (LABEL_MANAGED_BY.to_owned(), MANAGER.to_owned()),
+    ])
+}

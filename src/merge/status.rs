@@ -1,0 +1,128 @@
+//! `status`: what a run's status is, given its Job (or why it has none).
+
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::failure::Failure;
+use super::names::label_safe;
+use crate::crd::{JobRun, JobRunStatus, Phase};
+
+/// The condition added once a run has ended, whichever way it ended, so that
+/// `kubectl wait --for=condition=Finished` returns on success and failure.
+pub const CONDITION_FINISHED: &str = "Finished";
+
+/// The name of the Job for `run`: the one already recorded, or the one
+/// `render` gives it.
+pub fn job_name_for(run: &JobRun) -> String {
+    run.status
+        .as_ref()
+        .and_then(|s| s.job_name.clone())
+        .unwrap_or_else(|| label_safe(&run.name_any()))
+}
+
+/// True once the run's status is final: it never changes again.
+pub fn is_finished(run: &JobRun) -> bool {
+    run.status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_final)
+}
+
+/// The run's status mirrored from its Job; `None` means no Job yet.
+pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
+    let observed_generation = run.metadata.generation;
+    let Some(job) = job else {
+        return JobRunStatus {
+            observed_generation,
+            phase: Some(Phase::Pending),
+            ..JobRunStatus::default()
+        };
+    };
+    let job_status = job.status.clone().unwrap_or_default();
+    let mut conditions = job_status.conditions.unwrap_or_default();
+    let phase = phase_of(&conditions, job_status.start_time.is_some());
+    if let Some(terminal) = phase
+        .is_final()
+        .then(|| terminal_condition(&conditions))
+        .flatten()
+    {
+        let finished = JobCondition {
+            type_: CONDITION_FINISHED.to_owned(),
+            status: "True".to_owned(),
+            reason: Some(phase.as_str().to_owned()),
+            message: terminal.message.clone(),
+            last_transition_time: terminal.last_transition_time.clone(),
+            last_probe_time: None,
+        };
+        conditions.push(finished);
+    }
+    JobRunStatus {
+        job_name: job.metadata.name.clone(),
+        observed_generation,
+        phase: Some(phase),
+        error: None,
+        start_time: job_status.start_time,
+        completion_time: job_status.completion_time,
+        active: job_status.active,
+        ready: job_status.ready,
+        terminating: job_status.terminating,
+        succeeded: job_status.succeeded,
+        failed: job_status.failed,
+        conditions: (!conditions.is_empty()).then_some(conditions),
+    }
+}
+
+/// The run's status after a permanent failure at time `at`. What the run
+/// already mirrored from a Job is kept; a run that never had a Job counts
+/// `failed: 1`, as the Python original did.
+pub fn failed(run: &JobRun, failure: &Failure, at: Time) -> JobRunStatus {
+    let previous = run.status.clone().unwrap_or_default();
+    let had_job = previous.job_name.is_some();
+    let mut conditions = previous.conditions.unwrap_or_default();
+    for type_ in ["Failed", CONDITION_FINISHED] {
+        conditions.retain(|c| c.type_ != type_);
+        conditions.push(JobCondition {
+            type_: type_.to_owned(),
+            status: "True".to_owned(),
+            reason: Some(failure.reason.as_str().to_owned()),
+            message: Some(failure.message.clone()),
+            last_transition_time: Some(at.clone()),
+            last_probe_time: None,
+        });
+    }
+    JobRunStatus {
+        observed_generation: run.metadata.generation,
+        phase: Some(Phase::Failed),
+        error: Some(format!("{}: {}", failure.reason, failure.message)),
+        failed: if had_job { previous.failed } else { Some(1) },
+        conditions: Some(conditions),
+        ..previous
+    }
+}
+
+/// Only `Complete=True` and `Failed=True` end a Job. The interim conditions
+/// of Kubernetes ≥ 1.31 (`SuccessCriteriaMet`, `FailureTarget`) do not: the
+/// Job is still terminating its pods.
+fn phase_of(conditions: &[JobCondition], started: bool) -> Phase {
+    let is_true = |type_: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    if is_true("Complete") {
+        Phase::Succeeded
+    } else if is_true("Failed") {
+        Phase::Failed
+    } else if is_true("Suspended") || !started {
+        Phase::Pending
+    } else {
+        Phase::Running
+    }
+}
+
+fn terminal_condition(conditions: &[JobCondition]) -> Option<&JobCondition> {
+    conditions
+        .iter()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+}

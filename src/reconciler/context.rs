@@ -1,0 +1,81 @@
+//! What every reconciliation shares: the client, the caches, the metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::crd::{JobRun, JobTemplate};
+use crate::telemetry::Metrics;
+
+/// Shared state of one controller (one per watched namespace, or one for all).
+pub struct Context {
+    pub client: Client,
+    pub templates: Store<JobTemplate>,
+    pub jobs: Store<Job>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub backoff: Backoff,
+}
+
+/// Per-run exponential backoff for transient errors: 1 s, 2 s, 4 s … 5 min.
+#[derive(Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<ObjectRef<JobRun>, u32>>,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// The delay before the next retry of `run`, growing with each failure.
+    pub fn next_delay(&self, run: ObjectRef<JobRun>) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(run).or_insert(0);
+        let delay = Self::BASE
+            .saturating_mul(2u32.saturating_pow(*count))
+            .min(Self::MAX);
+        *count = count.saturating_add(1);
+        delay
+    }
+
+    /// Forgets the failures of `run` after a successful reconciliation.
+    pub fn reset(&self, run: &ObjectRef<JobRun>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_and_resets_after_success() {
+        let backoff = Backoff::default();
+        let run = ObjectRef::<JobRun>::new("r").within("ns");
+        let delays: Vec<_> = (0..3)
+            .map(|_| backoff.next_delay(run.clone()).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4]);
+        backoff.reset(&run);
+        assert_eq!(backoff.next_delay(run).as_secs(), 1);
+    }
+
+    #[test]
+    fn backoff_is_capped_at_five_minutes() {
+        let backoff = Backoff::default();
+        let run = ObjectRef::<JobRun>::new("r").within("ns");
+        let last = (0..40).map(|_| backoff.next_delay(run.clone())).last();
+        assert_eq!(last, Some(Duration::from_secs(300)));
+    }
+}

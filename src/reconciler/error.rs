@@ -1,0 +1,35 @@
+//! What can go wrong while reconciling; every variant is retried with backoff.
+//!
+//! Permanent problems of the run itself (a missing template, a rejected Job)
+//! are not errors here: they end the run with a `Failed` condition.
+
+/// A transient failure of one reconciliation.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("JobRun {0} has no namespace")]
+    MissingNamespace(String),
+    #[error("cannot read JobTemplate {name}: {source}")]
+    GetTemplate { name: String, source: kube::Error },
+    #[error("cannot read Job {name}: {source}")]
+    GetJob { name: String, source: kube::Error },
+    #[error("cannot create Job {name}: {source}")]
+    CreateJob { name: String, source: kube::Error },
+    #[error("Job {0} was reported to exist, but is gone; retrying the create")]
+    ConflictVanished(String),
+    #[error("cannot write the status of JobRun {name}: {source}")]
+    PatchStatus { name: String, source: kube::Error },
+}
+
+impl ReconcileError {
+    /// A short, bounded label for the `reconcile_errors` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::MissingNamespace(_) => "missing_namespace",
+            Self::GetTemplate { .. } => "get_template",
+            Self::GetJob { .. } => "get_job",
+            Self::CreateJob { .. } => "create_job",
+            Self::ConflictVanished(_) => "conflict_vanished",
+            Self::PatchStatus { .. } => "patch_status",
+        }
+    }
+}

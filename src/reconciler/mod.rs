@@ -1,0 +1,201 @@
+//! The event-driven controller: watches JobRuns and the Jobs they own, and
+//! reconciles each run with [`reconcile::reconcile`]. No polling: a run is
+//! reconciled when it or its Job changes, or when a retry is due.
+
+mod context;
+mod error;
+mod reconcile;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+pub use context::{Backoff, Context};
+pub use error::ReconcileError;
+pub use reconcile::{error_policy, reconcile};
+
+use crate::crd::{JobRun, JobTemplate};
+use crate::merge::{LABEL_MANAGED_BY, MANAGER};
+use crate::telemetry::{self, Metrics, Readiness};
+
+/// Which namespaces the operator watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    /// No namespace given means all of them.
+    pub fn from_namespaces(namespaces: Vec<String>) -> Self {
+        let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+        if namespaces.is_empty() {
+            Self::All
+        } else {
+            Self::Namespaces(namespaces)
+        }
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot connect to Kubernetes (kubeconfig or in-cluster): {0}")]
+    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Serve(#[from] telemetry::ServeError),
+    #[error("health and metrics endpoint failed: {0}")]
+    ServeIo(#[source] std::io::Error),
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C, then drains in-flight
+/// reconciliations and stops.
+pub async fn run(scope: Scope, listen: SocketAddr) -> Result<(), StartError> {
+    let client = Client::try_default().await.map_err(StartError::Client)?;
+    let metrics = Arc::new(Metrics::default());
+    let readiness = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown signal received, draining");
+        let _ = stop_tx.send(true);
+    });
+
+    let server = telemetry::serve(listen, metrics.clone(), readiness.clone(), stopped()).await?;
+    info!(%listen, ?scope, "starting job-template-run controller");
+
+    let namespaces: Vec<Option<String>> = match &scope {
+        Scope::All => vec![None],
+        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
+    };
+    let mut ready_signals = Vec::new();
+    let mut controllers = Vec::new();
+    for namespace in namespaces {
+        let (controller, ready) =
+            controller(&client, namespace.as_deref(), metrics.clone(), stopped());
+        controllers.push(controller);
+        ready_signals.push(ready);
+    }
+    tokio::spawn(async move {
+        future::join_all(ready_signals).await;
+        readiness.set_ready();
+        info!("caches synced, ready");
+    });
+    let (served, _) = tokio::join!(server, future::join_all(controllers));
+    served.map_err(StartError::ServeIo)?;
+    info!("stopped");
+    Ok(())
+}
+
+/// One controller for one namespace (or all): its run loop, and a future
+/// that completes when its three caches have synced.
+fn controller<S>(
+    client: &Client,
+    namespace: Option<&str>,
+    metrics: Arc<Metrics>,
+    stopped: S,
+) -> (
+    impl Future<Output = ()> + use<S>,
+    impl Future<Output = ()> + use<S>,
+)
+where
+    S: Future<Output = ()> + Send + Sync + 'static,
+{
+    let (templates, template_writer) = reflector::store::<JobTemplate>();
+    let template_informer = watcher(
+        api::<JobTemplate>(client, namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(template_writer)
+    .for_each(|_| future::ready(()));
+
+    let (jobs, job_writer) = reflector::store::<Job>();
+    let owned_jobs = watcher(
+        api::<Job>(client, namespace),
+        watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}")),
+    )
+    .default_backoff()
+    .reflect(job_writer)
+    .touched_objects();
+
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        templates: templates.clone(),
+        jobs: jobs.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        backoff: Backoff::default(),
+    });
+    let controller = Controller::new(api::<JobRun>(client, namespace), watcher::Config::default())
+        .owns_stream(owned_jobs)
+        .graceful_shutdown_on(stopped);
+    let runs = controller.store();
+    let ready = async move {
+        let _ = future::join3(
+            runs.wait_until_ready(),
+            jobs.wait_until_ready(),
+            templates.wait_until_ready(),
+        )
+        .await;
+    };
+    let run_loop = async move {
+        let reconciled = controller
+            .run(reconcile, error_policy, context)
+            .for_each(|result| {
+                if let Err(error) = result {
+                    error!(%error, "controller error");
+                }
+                future::ready(())
+            });
+        // The template informer has no end of its own; it stops with the controller.
+        future::select(Box::pin(reconciled), Box::pin(template_informer)).await;
+    };
+    (run_loop, ready)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                tokio::select! { _ = ctrl_c => {}, _ = sigterm.recv() => {} }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
