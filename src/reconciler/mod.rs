@@ -4,6 +4,7 @@
 
 mod context;
 mod error;
+mod permissions;
 mod reconcile;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use tracing::{error, info};
 
 pub use context::{Backoff, Context};
 pub use error::ReconcileError;
+pub use permissions::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::{error_policy, reconcile};
 
 use crate::crd::{JobRun, JobTemplate};

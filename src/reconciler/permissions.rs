@@ -1,0 +1,28 @@
+//! Every API call the operator makes, as RBAC rules. The Helm chart's
+//! ClusterRole/Role must grant exactly these (a test renders the chart and
+//! compares), and the e2e suite runs the operator with that identity.
+
+/// One RBAC rule: an API group, a resource and the verbs used on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    pub api_group: &'static str,
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// The operator's permissions, without the optional callback Secrets.
+pub const PERMISSIONS: &[Permission] = &[
+    // The Controller lists and watches runs; status goes through the subresource.
+    Permission { api_group: "cellbytes.io", resource: "jobruns", verbs: &["get", "list", "watch"] },
+    Permission { api_group: "cellbytes.io", resource: "jobruns/status", verbs: &["patch"] },
+    // Templates are cached; a cache miss makes one GET.
+    Permission { api_group: "cellbytes.io", resource: "jobtemplates", verbs: &["get", "list", "watch"] },
+    // Owned Jobs are cached; create, and a GET after a 409 or a cache miss.
+    Permission { api_group: "batch", resource: "jobs", verbs: &["get", "list", "watch", "create"] },
+    // The event recorder creates events and patches repeated ones.
+    Permission { api_group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
+];
+
+/// Granted only when callbacks with Secret tokens are turned on.
+pub const CALLBACK_SECRET_PERMISSION: Permission =
+    Permission { api_group: "", resource: "secrets", verbs: &["get"] };
