@@ -71,6 +71,17 @@ pub enum StartError {
 /// reconciliations and stops.
 pub async fn run(scope: Scope, listen: SocketAddr) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
+    run_with_client(client, scope, listen, shutdown_signal()).await
+}
+
+/// Runs the operator with `client` until `shutdown` completes. The e2e
+/// suites call this to run the operator in-process.
+pub async fn run_with_client(
+    client: Client,
+    scope: Scope,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -81,8 +92,8 @@ pub async fn run(scope: Scope, listen: SocketAddr) -> Result<(), StartError> {
         }
     };
     tokio::spawn(async move {
-        shutdown_signal().await;
-        info!("shutdown signal received, draining");
+        shutdown.await;
+        info!("shutdown requested, draining");
         let _ = stop_tx.send(true);
     });
 
@@ -93,14 +104,10 @@ pub async fn run(scope: Scope, listen: SocketAddr) -> Result<(), StartError> {
         Scope::All => vec![None],
         Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     };
-    let mut ready_signals = Vec::new();
-    let mut controllers = Vec::new();
-    for namespace in namespaces {
-        let (controller, ready) =
-            controller(&client, namespace.as_deref(), metrics.clone(), stopped());
-        controllers.push(controller);
-        ready_signals.push(ready);
-    }
+    let (controllers, ready_signals): (Vec<_>, Vec<_>) = namespaces
+        .iter()
+        .map(|namespace| controller(&client, namespace.as_deref(), metrics.clone(), stopped()))
+        .unzip();
     tokio::spawn(async move {
         future::join_all(ready_signals).await;
         readiness.set_ready();
