@@ -1,0 +1,106 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "job-template-run.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources (at most 63 characters).
+*/}}
+{{- define "job-template-run.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+`<name>-<version>` for the helm.sh/chart label.
+*/}}
+{{- define "job-template-run.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Standard labels of every resource.
+*/}}
+{{- define "job-template-run.labels" -}}
+helm.sh/chart: {{ include "job-template-run.chart" . }}
+{{ include "job-template-run.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels that select the operator pod (immutable in the Deployment).
+*/}}
+{{- define "job-template-run.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "job-template-run.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the operator runs as.
+*/}}
+{{- define "job-template-run.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "job-template-run.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator image.
+*/}}
+{{- define "job-template-run.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+The port of /healthz, /readyz and /metrics: the container is always started
+with --listen=0.0.0.0:8080.
+*/}}
+{{- define "job-template-run.metricsPort" -}}
+8080
+{{- end }}
+
+{{/*
+The RBAC rules of the operator: exactly `PERMISSIONS` in
+src/reconciler/permissions.rs (tests/helm_chart.rs compares them), plus `get`
+on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
+*/}}
+{{- define "job-template-run.rules" -}}
+# The controller lists and watches runs; status goes through the subresource.
+- apiGroups: ["cellbytes.io"]
+  resources: ["jobruns"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["cellbytes.io"]
+  resources: ["jobruns/status"]
+  verbs: ["patch"]
+# Templates are cached; a cache miss makes one GET.
+- apiGroups: ["cellbytes.io"]
+  resources: ["jobtemplates"]
+  verbs: ["get", "list", "watch"]
+# Owned Jobs are cached; create, and a GET after a 409 or a cache miss.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
+# The event recorder creates events and patches repeated ones.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.callbacks.secretTokens }}
+# Callback tokens referenced by callbackTokenSecretRef.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end }}

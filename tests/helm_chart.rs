@@ -1,0 +1,464 @@
+//! Tier 1 (no cluster): the Helm chart in `charts/job-template-run` lints,
+//! rejects values of the wrong type, grants exactly the operator's RBAC
+//! permissions, runs a hardened Deployment and ships the generated CRDs.
+//!
+//! Needs helm: `$HELM`, or `${JTR_CACHE_DIR:-$HOME/.cache/job-template-run}/bin/helm`
+//! as installed by `bash scripts/install-helm.sh`. Without it the tests fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use job_template_run::crd::{crd_file_name, manifests};
+use job_template_run::reconciler::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+use rstest::rstest;
+use serde::Deserialize;
+use serde_json::Value;
+
+const RELEASE: &str = "jtr";
+const RELEASE_NAMESPACE: &str = "ops";
+
+/// Values that turn on everything that is off by default.
+const NON_DEFAULT_VALUES: &[&str] = &[
+    "watchNamespaces={a,b}",
+    "networkPolicy.enabled=true",
+    "serviceMonitor.enabled=true",
+    "callbacks.secretTokens=true",
+    "logFormat=text",
+];
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/job-template-run")
+}
+
+fn helm() -> PathBuf {
+    let path = match std::env::var_os("HELM") {
+        Some(helm) => PathBuf::from(helm),
+        None => {
+            let cache = match std::env::var_os("JTR_CACHE_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                    .join(".cache/job-template-run"),
+            };
+            cache.join("bin/helm")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "helm not found: run `bash scripts/install-helm.sh` (looked for {}; set HELM to override)",
+        path.display()
+    );
+    path
+}
+
+fn run_helm(args: &[&str], sets: &[&str]) -> Output {
+    let mut command = Command::new(helm());
+    command.args(args);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm {args:?}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn lint(sets: &[&str]) {
+    let chart = chart_dir();
+    let output = run_helm(&["lint", "--strict", chart.to_str().unwrap()], sets);
+    assert!(
+        output.status.success(),
+        "helm lint --strict {sets:?} failed:\n{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// `helm template`, as parsed documents.
+fn template(sets: &[&str]) -> Vec<Value> {
+    let chart = chart_dir();
+    let output = run_helm(
+        &[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            RELEASE_NAMESPACE,
+        ],
+        sets,
+    );
+    assert!(
+        output.status.success(),
+        "helm template {sets:?} failed:\n{}",
+        text(&output.stderr)
+    );
+    serde_norway::Deserializer::from_str(&text(&output.stdout))
+        .map(|document| Value::deserialize(document).expect("helm renders valid YAML"))
+        .filter(|document| !document.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn the_one<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(documents, kind);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a list of strings, found {value}"))
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+type Grants = BTreeMap<(String, String), BTreeSet<String>>;
+
+/// (API group, resource) -> verbs, merged over rules.
+fn grants_of(permissions: &[Permission]) -> Grants {
+    let mut grants = Grants::new();
+    for p in permissions {
+        grants
+            .entry((p.api_group.to_owned(), p.resource.to_owned()))
+            .or_default()
+            .extend(p.verbs.iter().map(|v| v.to_string()));
+    }
+    grants
+}
+
+/// The same for the rules of a rendered ClusterRole or Role.
+fn grants_of_role(role: &Value) -> Grants {
+    let mut grants = Grants::new();
+    for rule in role["rules"].as_array().expect("the role has rules") {
+        let rule = rule.as_object().expect("a rule is a map");
+        for key in rule.keys() {
+            assert!(
+                ["apiGroups", "resources", "verbs"].contains(&key.as_str()),
+                "unexpected `{key}` in rule {rule:?}"
+            );
+        }
+        let verbs = strings(&rule["verbs"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                grants
+                    .entry((group.clone(), resource))
+                    .or_default()
+                    .extend(verbs.iter().cloned());
+            }
+        }
+    }
+    grants
+}
+
+fn expected_grants(secret_tokens: bool) -> Grants {
+    let mut permissions = PERMISSIONS.to_vec();
+    if secret_tokens {
+        permissions.push(CALLBACK_SECRET_PERMISSION);
+    }
+    grants_of(&permissions)
+}
+
+fn service_account_of(documents: &[Value]) -> String {
+    let deployment = the_one(documents, "Deployment");
+    deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("the Deployment names its ServiceAccount")
+        .to_owned()
+}
+
+fn assert_binds(binding: &Value, role_kind: &str, role_name: &Value, service_account: &str) {
+    assert_eq!(binding["roleRef"]["kind"], role_kind, "{binding}");
+    assert_eq!(&binding["roleRef"]["name"], role_name, "{binding}");
+    let subjects = binding["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1, "{binding}");
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], service_account);
+    assert_eq!(subjects[0]["namespace"], RELEASE_NAMESPACE);
+}
+
+fn chart_yaml() -> Value {
+    let path = chart_dir().join("Chart.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).expect("Chart.yaml parses")
+}
+
+#[test]
+fn helm_lint_passes_with_default_values() {
+    lint(&[]);
+}
+
+#[test]
+fn helm_lint_passes_with_non_default_values() {
+    lint(NON_DEFAULT_VALUES);
+}
+
+#[rstest]
+#[case::replica_count_as_a_word("replicaCount=two", "/replicaCount")]
+#[case::an_unknown_log_format("logFormat=xml", "/logFormat")]
+#[case::watch_namespaces_as_a_string("watchNamespaces=ns", "/watchNamespaces")]
+#[case::secret_tokens_as_a_string("callbacks.secretTokens=yes", "/callbacks/secretTokens")]
+#[case::a_port_out_of_range("service.port=70000", "/service/port")]
+#[case::a_misspelt_key("replicas=1", "replicas")]
+fn helm_template_rejects_values_of_the_wrong_type(#[case] set: &str, #[case] path: &str) {
+    let chart = chart_dir();
+    let output = run_helm(&["template", RELEASE, chart.to_str().unwrap()], &[set]);
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "helm template --set {set} succeeded"
+    );
+    assert!(
+        stderr.contains("schema") && stderr.contains(path),
+        "helm template --set {set} failed, but not on the schema at {path}:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_cluster_role_grants_exactly_the_operators_permissions() {
+    let documents = template(&[]);
+    let role = the_one(&documents, "ClusterRole");
+    assert_eq!(grants_of_role(role), expected_grants(false));
+    assert!(of_kind(&documents, "Role").is_empty());
+    assert!(of_kind(&documents, "RoleBinding").is_empty());
+    let binding = the_one(&documents, "ClusterRoleBinding");
+    assert_binds(
+        binding,
+        "ClusterRole",
+        &role["metadata"]["name"],
+        &service_account_of(&documents),
+    );
+}
+
+#[test]
+fn watched_namespaces_get_roles_with_the_same_rules_and_no_cluster_role() {
+    let documents = template(&["watchNamespaces={a,b}"]);
+    assert!(of_kind(&documents, "ClusterRole").is_empty());
+    assert!(of_kind(&documents, "ClusterRoleBinding").is_empty());
+    let service_account = service_account_of(&documents);
+    let namespaces_of = |kind: &str| -> BTreeSet<String> {
+        of_kind(&documents, kind)
+            .iter()
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .expect("namespaced")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let expected: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
+    assert_eq!(namespaces_of("Role"), expected);
+    assert_eq!(namespaces_of("RoleBinding"), expected);
+    assert_eq!(of_kind(&documents, "Role").len(), 2);
+    assert_eq!(of_kind(&documents, "RoleBinding").len(), 2);
+    for role in of_kind(&documents, "Role") {
+        assert_eq!(grants_of_role(role), expected_grants(false), "{role}");
+        let binding = of_kind(&documents, "RoleBinding")
+            .into_iter()
+            .find(|b| b["metadata"]["namespace"] == role["metadata"]["namespace"])
+            .expect("a RoleBinding next to each Role");
+        assert_binds(binding, "Role", &role["metadata"]["name"], &service_account);
+    }
+}
+
+#[rstest]
+#[case::all_namespaces(&[], "ClusterRole")]
+#[case::watched_namespaces(&["watchNamespaces={a,b}"], "Role")]
+fn secrets_are_granted_only_with_callback_secret_tokens(
+    #[case] scope: &[&str],
+    #[case] role_kind: &str,
+) {
+    let secrets = (
+        CALLBACK_SECRET_PERMISSION.api_group.to_owned(),
+        CALLBACK_SECRET_PERMISSION.resource.to_owned(),
+    );
+    for secret_tokens in [false, true] {
+        let mut sets = scope.to_vec();
+        let flag = format!("callbacks.secretTokens={secret_tokens}");
+        sets.push(&flag);
+        let documents = template(&sets);
+        let roles = of_kind(&documents, role_kind);
+        assert!(!roles.is_empty());
+        for role in roles {
+            let grants = grants_of_role(role);
+            assert_eq!(grants, expected_grants(secret_tokens), "{sets:?}");
+            assert_eq!(grants.contains_key(&secrets), secret_tokens, "{sets:?}");
+        }
+    }
+}
+
+#[test]
+fn the_chart_app_version_is_the_crate_version() {
+    let chart = chart_yaml();
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_deployment_is_hardened() {
+    let documents = template(&[]);
+    let pod = &the_one(&documents, "Deployment")["spec"]["template"]["spec"];
+    let pod_security = &pod["securityContext"];
+    assert_eq!(pod_security["runAsNonRoot"], true);
+    assert_eq!(pod_security["runAsUser"], 65532);
+    assert_eq!(pod_security["runAsGroup"], 65532);
+    assert_eq!(pod_security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["privileged"], false);
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+
+    let resources = &container["resources"];
+    for (kind, resource) in [
+        ("requests", "cpu"),
+        ("requests", "memory"),
+        ("limits", "cpu"),
+        ("limits", "memory"),
+    ] {
+        assert!(
+            resources[kind][resource].is_string(),
+            "resources.{kind}.{resource} is not set: {resources}"
+        );
+    }
+
+    // The probes hit the port the operator listens on.
+    let args = strings(&container["args"]);
+    assert_eq!(args[0], "controller");
+    assert!(
+        args.contains(&"--listen=0.0.0.0:8080".to_owned()),
+        "{args:?}"
+    );
+    let port_number = |port: &Value| -> u64 {
+        match port {
+            Value::Number(n) => n.as_u64().expect("a port number"),
+            Value::String(name) => container["ports"]
+                .as_array()
+                .expect("named ports")
+                .iter()
+                .find(|p| p["name"] == *name)
+                .unwrap_or_else(|| panic!("no container port named {name}"))["containerPort"]
+                .as_u64()
+                .expect("a port number"),
+            other => panic!("unexpected probe port {other}"),
+        }
+    };
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(port_number(&get["port"]), 8080, "{probe}");
+    }
+}
+
+#[test]
+fn the_deployment_passes_the_values_as_controller_flags() {
+    let documents = template(NON_DEFAULT_VALUES);
+    let container = &the_one(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        strings(&container["args"]),
+        [
+            "controller",
+            "--listen=0.0.0.0:8080",
+            "--log-format=text",
+            "--log-level=info",
+            "--namespace=a",
+            "--namespace=b",
+        ]
+    );
+    let env = &container["env"][0];
+    assert_eq!(env["name"], "POD_NAME");
+    assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    the_one(&documents, "NetworkPolicy");
+    the_one(&documents, "ServiceMonitor");
+}
+
+#[test]
+fn the_crds_folder_holds_exactly_the_generated_crds() {
+    let dir = chart_dir().join("crds");
+    let present: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            entry
+                .expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let expected: BTreeSet<String> = manifests().iter().map(crd_file_name).collect();
+    assert_eq!(present, expected, "run `make crd`");
+}
+
+#[test]
+fn the_crds_are_not_templated() {
+    let documents = template(NON_DEFAULT_VALUES);
+    assert!(of_kind(&documents, "CustomResourceDefinition").is_empty());
+}
+
+/// Dotted keys of values.yaml: a map's own key when README documents it as a
+/// whole (e.g. `resources`), its leaves otherwise.
+fn value_keys(prefix: &str, value: &Value, documented: &BTreeSet<String>, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if !map.is_empty() && !documented.contains(prefix) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                value_keys(&path, child, documented, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn every_value_is_documented_in_the_chart_readme() {
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("README.md");
+    let (_, table) = readme
+        .split_once("## Values")
+        .expect("README.md has a Values section");
+    let documented: BTreeSet<String> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    let values: Value = serde_norway::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    let mut keys = Vec::new();
+    value_keys("", &values, &documented, &mut keys);
+    let keys: BTreeSet<String> = keys.into_iter().collect();
+    let undocumented: Vec<&String> = keys.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "values missing from README.md: {undocumented:?}"
+    );
+    let stale: Vec<&String> = documented.difference(&keys).collect();
+    assert!(
+        stale.is_empty(),
+        "README.md documents values that do not exist: {stale:?}"
+    );
+}
