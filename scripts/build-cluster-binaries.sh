@@ -41,6 +41,7 @@ if [[ -z "$GO" ]]; then
   else die "no Go toolchain found (need go >= 1.26 on PATH or at /usr/local/go/bin/go)"
   fi
 fi
+"$GO" version >/dev/null 2>&1 || die "Go toolchain $GO does not run"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN=local
 log "cold: missing [${missing[*]:-none}], using $("$GO" version)"
 mkdir -p "$BIN_DIR" "$WRAP_DIR"

@@ -52,6 +52,7 @@ if [[ "$current" == "$hash" ]]; then
   log "warm: $IMAGE is up to date (content hash $hash), nothing to build"
   exit 0
 fi
+old_id=$(docker image inspect -f '{{ .Id }}' "$IMAGE" 2>/dev/null || true)
 log "building $IMAGE (content hash $hash; existing: ${current:-none})"
 
 CTX=$(mktemp -d "${TMPDIR:-/tmp}/kwok-cluster-image.XXXXXX")
@@ -79,5 +80,10 @@ export DOCKER_BUILDKIT=0   # plain classic builder: FROM scratch + COPY, no buil
 docker build -q --build-arg "K8S_VERSION=$K8S_VERSION" --build-arg "CONTENT_HASH=$hash" \
     -t "$IMAGE" "$CTX" >"$CTX/build.log" 2>&1 \
   || { tail -20 "$CTX/build.log" >&2; die "docker build of $IMAGE failed"; }
+new_id=$(docker image inspect -f '{{ .Id }}' "$IMAGE")
+if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+  # Drop the superseded image (~450 MiB) unless a container still uses it.
+  docker rmi "$old_id" >/dev/null 2>&1 && log "removed superseded image ${old_id#sha256:}" || true
+fi
 size=$(docker image inspect -f '{{ .Size }}' "$IMAGE")
 log "built $IMAGE in $(( $(date +%s) - t ))s ($(( size / 1024 / 1024 )) MiB)"

@@ -34,7 +34,8 @@ if docker info >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+dockerd_pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+if [[ -z "$dockerd_pid" ]] || ! kill -0 "$dockerd_pid" 2>/dev/null; then
   [[ $(id -u) -eq 0 ]] || die "dockerd is not running and this is not root (cannot start it)"
   log "starting dockerd --iptables=false --ip6tables=false (log: /tmp/dockerd.log)"
   # containerd is started by dockerd itself when no system containerd answers.

@@ -9,8 +9,9 @@
 #               kube-controller-manager.
 #   port        6443/tcp: kube-apiserver (TLS; cert SANs: 127.0.0.1, ::1,
 #               localhost, kubernetes[.default[.svc[.cluster.local]]], container IPs).
-#   kubeconfig  /etc/rancher/k3s/k3s.yaml, self-contained (embedded certs),
-#               server https://127.0.0.1:6443, mode $K3S_KUBECONFIG_MODE (default 600).
+#   kubeconfig  /etc/rancher/k3s/k3s.yaml (or $K3S_KUBECONFIG_OUTPUT), self-contained
+#               (embedded certs), server https://127.0.0.1:6443, cluster/user/context
+#               named "default" like k3s, mode $K3S_KUBECONFIG_MODE (default 600).
 #   ready line  "Node controller sync successful" on stderr, printed once the API
 #               answers /readyz, the fake Node is Ready and the `default`
 #               ServiceAccount exists in namespace `default`.
@@ -21,8 +22,8 @@ BIN=/usr/local/bin
 CLUSTER=kwok
 NODE_NAME=${KWOK_CLUSTER_NODE_NAME:-kwok-node-0}
 STAGES=/etc/kwok/kwok-stages.yaml
-K3S_DIR=/etc/rancher/k3s
-K3S_KUBECONFIG=$K3S_DIR/k3s.yaml
+K3S_KUBECONFIG=${K3S_KUBECONFIG_OUTPUT:-/etc/rancher/k3s/k3s.yaml}
+K3S_DIR=$(dirname "$K3S_KUBECONFIG")
 export HOME=${HOME:-/root}
 export KWOK_KUBECTL_BINARY=$BIN/kubectl
 WORKDIR=$HOME/.kwok/clusters/$CLUSTER
@@ -83,10 +84,9 @@ log "kwokctl create cluster finished after $(elapsed)"
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   limit=$1; what=$2; shift 2
-  i=0
+  deadline=$(( $(date +%s) + limit ))
   until "$@" >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ "$i" -le $((limit * 4)) ] || fail "timed out after ${limit}s waiting for $what"
+    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for $what"
     sleep 0.25
   done
 }
@@ -97,14 +97,17 @@ wait_for 120 "kube-apiserver /readyz" kc get --raw=/readyz
 # The kubeconfig: self-contained, k3s-style server address.
 mkdir -p "$K3S_DIR"
 kc config view --raw --flatten --minify > "$K3S_DIR/.k3s.yaml.tmp" || fail "could not flatten kubeconfig"
-sed -i 's#^\([[:space:]]*server:\).*#\1 https://127.0.0.1:6443#' "$K3S_DIR/.k3s.yaml.tmp"
+# k3s names cluster, user and context "default"; kwokctl names them kwok-<name>.
+sed -i -e 's#^\([[:space:]]*server:\).*#\1 https://127.0.0.1:6443#' \
+       -e "s#\\([:] \\)kwok-$CLUSTER\$#\\1default#" "$K3S_DIR/.k3s.yaml.tmp"
 chmod "${K3S_KUBECONFIG_MODE:-600}" "$K3S_DIR/.k3s.yaml.tmp" || fail "bad K3S_KUBECONFIG_MODE=${K3S_KUBECONFIG_MODE:-}"
 mv -f "$K3S_DIR/.k3s.yaml.tmp" "$K3S_KUBECONFIG"
 log "wrote kubeconfig $K3S_KUBECONFIG (mode ${K3S_KUBECONFIG_MODE:-600})"
 
-# One fake Node that kwok manages (kwokctl runs kwok with
-# --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake). No taint, so
-# ordinary pods schedule onto it without tolerations. Capacity comes from kwok's
+# One fake Node that kwok manages (kwokctl's binary runtime runs kwok with
+# --manage-all-nodes=true; the kwok.x-k8s.io/node=fake annotation also matches
+# kwok's annotation selector). No kwok taint, so ordinary pods schedule onto it
+# without tolerations. Capacity comes from kwok's
 # node-initialize stage (cpu 1k, memory 1Ti, pods 1M).
 kc apply -f - >/dev/null <<NODE || fail "could not create Node $NODE_NAME"
 apiVersion: v1
@@ -122,6 +125,16 @@ metadata:
     node-role.kubernetes.io/agent: ""
 NODE
 wait_for 60 "Node $NODE_NAME to become Ready" kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+if [ "$disable_kcm" = true ]; then
+  # kube-apiserver's TaintNodesByCondition admission taints every new Node
+  # node.kubernetes.io/not-ready:NoSchedule; the node lifecycle controller in
+  # kube-controller-manager removes it once the Node is Ready. Without it, do so here.
+  kc taint node "$NODE_NAME" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
+fi
+node_untainted() {
+  [ -z "$(kc get node "$NODE_NAME" -o 'jsonpath={.spec.taints}')" ]
+}
+wait_for 60 "Node $NODE_NAME to lose its taints" node_untainted
 
 if [ "$disable_kcm" = true ]; then
   # No service-account controller without kube-controller-manager: create the
