@@ -1,0 +1,110 @@
+//! The operator under test as a real process: the `job-template-run`
+//! binary, run with the cluster's kubeconfig, killed when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary to run: `JTR_OPERATOR_BIN`, or the workspace's debug build
+/// (`make e2e` builds it first).
+pub fn binary() -> PathBuf {
+    std::env::var_os("JTR_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/job-template-run")
+        })
+}
+
+/// A running operator process.
+pub struct OperatorProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`, serving /healthz, /readyz and /metrics.
+    pub endpoint: String,
+}
+
+impl OperatorProcess {
+    /// Starts `job-template-run controller` for all namespaces and waits
+    /// until `/readyz` answers 200 (its caches have synced).
+    pub fn start(kubeconfig: &std::path::Path, extra_args: &[&str]) -> Result<Self, String> {
+        let binary = binary();
+        if !binary.exists() {
+            return Err(format!(
+                "{} does not exist: run `cargo build --bin job-template-run` (make e2e does)",
+                binary.display()
+            ));
+        }
+        let port = free_port()?;
+        let child = Command::new(&binary)
+            .args([
+                "controller",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-level",
+                "info,kube=warn",
+            ])
+            .args(extra_args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let operator = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        operator.wait_ready(Duration::from_secs(30))?;
+        Ok(operator)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if http_get(&self.endpoint, "/readyz").is_ok_and(|(code, _)| code == 200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("the operator was not ready within {timeout:?}"))
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// A minimal HTTP/1.0 GET, enough for the operator's own endpoints.
+pub fn http_get(endpoint: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
