@@ -14,11 +14,7 @@ use crate::telemetry;
 use crate::yaml;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "job-template-run",
-    version,
-    about = "JobTemplates and JobRuns for Kubernetes Jobs"
-)]
+#[command(name = "job-template-run", version, about = "JobTemplates and JobRuns for Kubernetes Jobs")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -75,26 +71,13 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_norway::Error,
-    },
+    Parse { path: PathBuf, source: serde_norway::Error },
     #[error("{path}: expected kind {expected}, found {found:?}")]
-    WrongKind {
-        path: PathBuf,
-        expected: &'static str,
-        found: String,
-    },
+    WrongKind { path: PathBuf, expected: &'static str, found: String },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot serialize the output: {0}")]
     Serialize(serde_norway::Error),
     #[error(transparent)]
@@ -117,11 +100,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),
-        Command::Render {
-            template,
-            run,
-            job_status,
-        } => {
+        Command::Render { template, run, job_status } => {
             print!("{}", render(&template, &run, job_status.as_deref())?);
             Ok(())
         }
@@ -153,14 +132,9 @@ pub fn render(template: &Path, run: &Path, job_status: Option<&Path>) -> Result<
     let job: Job = merge::render(&template, &run)?;
     let mut out = yaml::to_string(&job).map_err(CliError::Serialize)?;
     if let Some(path) = job_status {
-        let observed = Job {
-            status: Some(read_yaml::<JobStatus>(path)?),
-            ..job
-        };
+        let observed = Job { status: Some(read_yaml::<JobStatus>(path)?), ..job };
         out.push_str("---\n");
-        out.push_str(
-            &yaml::to_string(&merge::status(Some(&observed), &run)).map_err(CliError::Serialize)?,
-        );
+        out.push_str(&yaml::to_string(&merge::status(Some(&observed), &run)).map_err(CliError::Serialize)?);
     }
     Ok(out)
 }
@@ -168,22 +142,12 @@ pub fn render(template: &Path, run: &Path, job_status: Option<&Path>) -> Result<
 /// Reads one object, checking its `kind` when the type has one (a JobRun
 /// passed as --template would otherwise parse as an empty JobSpec).
 fn read_yaml<T: DeserializeOwned + Kinded>(path: &Path) -> Result<T, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let parse_error = |source| CliError::Parse {
-        path: path.to_path_buf(),
-        source,
-    };
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_path_buf(), source })?;
+    let parse_error = |source| CliError::Parse { path: path.to_path_buf(), source };
     if let Some(expected) = T::KIND {
         let meta: kube::core::TypeMeta = serde_norway::from_str(&text).map_err(parse_error)?;
         if meta.kind != expected {
-            return Err(CliError::WrongKind {
-                path: path.to_path_buf(),
-                expected,
-                found: meta.kind,
-            });
+            return Err(CliError::WrongKind { path: path.to_path_buf(), expected, found: meta.kind });
         }
     }
     serde_norway::from_str(&text).map_err(parse_error)

@@ -57,14 +57,8 @@ impl Cluster {
     pub fn start(settings: &Settings, kind: ClusterKind) -> Result<Self, ClusterError> {
         let dir = tempfile::tempdir().map_err(|e| ClusterError::Start(e.to_string()))?;
         if let Some(path) = &settings.kubeconfig {
-            let kubeconfig =
-                Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-            return Ok(Self {
-                container: None,
-                kubeconfig_path: path.clone(),
-                kubeconfig,
-                dir: Some(dir),
-            });
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+            return Ok(Self { container: None, kubeconfig_path: path.clone(), kubeconfig, dir: Some(dir) });
         }
         docker_available(settings)?;
         let (name, tag) = settings.image_name_and_tag();
@@ -81,47 +75,27 @@ impl Cluster {
             .with_startup_timeout(Duration::from_secs(180));
         // Real k3s runs containerd and needs the privileges the K3s module's
         // docs give it; the kwok image runs no containers and needs none.
-        let image = if settings.is_kwok_image() {
-            image
-        } else {
-            image.with_privileged(true).with_userns_mode("host")
-        };
-        let container = image
-            .start()
-            .map_err(|e| ClusterError::Start(e.to_string()))?;
-        let port = container
-            .get_host_port_ipv4(KUBE_SECURE_PORT)
-            .map_err(|e| ClusterError::Start(e.to_string()))?;
-        let text = container
-            .image()
-            .read_kube_config()
-            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-        let mut kubeconfig =
-            Kubeconfig::from_yaml(&text).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        let image = if settings.is_kwok_image() { image } else { image.with_privileged(true).with_userns_mode("host") };
+        let container = image.start().map_err(|e| ClusterError::Start(e.to_string()))?;
+        let port = container.get_host_port_ipv4(KUBE_SECURE_PORT).map_err(|e| ClusterError::Start(e.to_string()))?;
+        let text = container.image().read_kube_config().map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
         for cluster in &mut kubeconfig.clusters {
             if let Some(cluster) = cluster.cluster.as_mut() {
                 cluster.server = Some(format!("https://127.0.0.1:{port}"));
             }
         }
         let kubeconfig_path = dir.path().join("kubeconfig.yaml");
-        let yaml = serde_norway::to_string(&kubeconfig)
-            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-        std::fs::write(&kubeconfig_path, yaml)
-            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-        Ok(Self {
-            container: Some(container),
-            kubeconfig_path,
-            kubeconfig,
-            dir: Some(dir),
-        })
+        let yaml = serde_norway::to_string(&kubeconfig).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        std::fs::write(&kubeconfig_path, yaml).map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        Ok(Self { container: Some(container), kubeconfig_path, kubeconfig, dir: Some(dir) })
     }
 
     /// A client for the cluster; create it inside the runtime that uses it.
     pub async fn client(&self) -> Result<Client, ClusterError> {
-        let config =
-            Config::from_custom_kubeconfig(self.kubeconfig.clone(), &KubeConfigOptions::default())
-                .await
-                .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        let config = Config::from_custom_kubeconfig(self.kubeconfig.clone(), &KubeConfigOptions::default())
+            .await
+            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
         Client::try_from(config).map_err(|e| ClusterError::Kubeconfig(e.to_string()))
     }
 
@@ -131,27 +105,15 @@ impl Cluster {
     pub async fn prepare(&self, client: &Client, kind: ClusterKind) -> Result<(), ClusterError> {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         wait::until(Duration::from_secs(60), "the API server", || async {
-            namespaces
-                .list(&ListParams::default().limit(1))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            namespaces.list(&ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| e.to_string())
         })
         .await
         .map_err(ClusterError::NotReady)?;
         if kind == ClusterKind::Full {
             let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-            wait::until(
-                Duration::from_secs(60),
-                "the default ServiceAccount",
-                || async {
-                    accounts
-                        .get("default")
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                },
-            )
+            wait::until(Duration::from_secs(60), "the default ServiceAccount", || async {
+                accounts.get("default").await.map(|_| ()).map_err(|e| e.to_string())
+            })
             .await
             .map_err(ClusterError::NotReady)?;
         }
@@ -162,19 +124,13 @@ impl Cluster {
     /// debugging a failure, and says where they are.
     pub fn keep(mut self) {
         if let Some(container) = self.container.take() {
-            eprintln!(
-                "keeping cluster container {}; remove it with `docker rm -f` when done",
-                container.id()
-            );
+            eprintln!("keeping cluster container {}; remove it with `docker rm -f` when done", container.id());
             std::mem::forget(container);
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.keep();
         }
-        eprintln!(
-            "kubeconfig of the kept cluster: {}",
-            self.kubeconfig_path.display()
-        );
+        eprintln!("kubeconfig of the kept cluster: {}", self.kubeconfig_path.display());
     }
 
     /// A folder for this cluster's scratch files.
@@ -189,31 +145,19 @@ pub async fn install_crds(client: &Client) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for definition in crd::manifests() {
         let name = definition.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("job-template-run-e2e").force(),
-            &Patch::Apply(&definition),
-        )
-        .await
-        .map_err(|e| format!("cannot apply CRD {name}: {e}"))?;
-        wait::until(
-            Duration::from_secs(60),
-            &format!("CRD {name} to be Established"),
-            || async {
-                let current = crds.get(&name).await.map_err(|e| e.to_string())?;
-                let established = current
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    Ok(())
-                } else {
-                    Err("not Established yet".into())
-                }
-            },
-        )
+        crds.patch(&name, &PatchParams::apply("job-template-run-e2e").force(), &Patch::Apply(&definition))
+            .await
+            .map_err(|e| format!("cannot apply CRD {name}: {e}"))?;
+        wait::until(Duration::from_secs(60), &format!("CRD {name} to be Established"), || async {
+            let current = crds.get(&name).await.map_err(|e| e.to_string())?;
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established { Ok(()) } else { Err("not Established yet".into()) }
+        })
         .await?;
     }
     Ok(())
@@ -221,13 +165,7 @@ pub async fn install_crds(client: &Client) -> Result<(), String> {
 
 /// Docker and the image must be there before testcontainers is asked.
 fn docker_available(settings: &Settings) -> Result<(), ClusterError> {
-    let ok = |args: &[&str]| {
-        Command::new("docker")
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
+    let ok = |args: &[&str]| Command::new("docker").args(args).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok(&["info"]) {
         return Err(ClusterError::Unavailable(
             "no Docker engine answers `docker info`: run `bash scripts/ensure-docker.sh` (installs and starts Debian's docker.io), or set JTR_E2E_KUBECONFIG to an existing cluster".into(),

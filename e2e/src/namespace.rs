@@ -21,30 +21,15 @@ impl TestNamespace {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .take(52)
             .collect();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "{}-{:08x}",
-            clean.trim_matches('-'),
-            nanos ^ std::process::id()
-        );
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let name = format!("{}-{:08x}", clean.trim_matches('-'), nanos ^ std::process::id());
+        let namespace =
+            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await
             .map_err(|e| format!("cannot create namespace {name}: {e}"))?;
-        Ok(Self {
-            name,
-            client: client.clone(),
-        })
+        Ok(Self { name, client: client.clone() })
     }
 
     /// Deletes the namespace, or keeps it (and says so) when asked to.
@@ -53,8 +38,6 @@ impl TestNamespace {
             eprintln!("keeping namespace {} of the failed test", self.name);
             return;
         }
-        let _ = Api::<Namespace>::all(self.client.clone())
-            .delete(&self.name, &DeleteParams::background())
-            .await;
+        let _ = Api::<Namespace>::all(self.client.clone()).delete(&self.name, &DeleteParams::background()).await;
     }
 }

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 pub fn binary() -> PathBuf {
     std::env::var_os("JTR_OPERATOR_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/job-template-run")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/job-template-run"))
 }
 
 /// A running operator process.
@@ -36,23 +34,14 @@ impl OperatorProcess {
         }
         let port = free_port()?;
         let child = Command::new(&binary)
-            .args([
-                "controller",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--log-level",
-                "info,kube=warn",
-            ])
+            .args(["controller", "--listen", &format!("127.0.0.1:{port}"), "--log-level", "info,kube=warn"])
             .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let operator = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
+        let operator = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
         operator.wait_ready(Duration::from_secs(30))?;
         Ok(operator)
     }
@@ -78,10 +67,7 @@ impl Drop for OperatorProcess {
 
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 /// A minimal HTTP/1.0 GET, enough for the operator's own endpoints.
@@ -89,22 +75,11 @@ pub fn http_get(endpoint: &str, path: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let address = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("no status line")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((code, body))
 }

@@ -6,23 +6,13 @@
 use serde_json::Value;
 
 /// The paths where `actual` does not contain `expected`, with the values.
-pub fn mismatches(
-    expected: &Value,
-    actual: &Value,
-    wildcard: &dyn Fn(&Value) -> bool,
-) -> Vec<String> {
+pub fn mismatches(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     walk(expected, actual, wildcard, "", &mut out);
     out
 }
 
-fn walk(
-    expected: &Value,
-    actual: &Value,
-    wildcard: &dyn Fn(&Value) -> bool,
-    path: &str,
-    out: &mut Vec<String>,
-) {
+fn walk(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool, path: &str, out: &mut Vec<String>) {
     if wildcard(expected) && !actual.is_null() {
         return;
     }
@@ -38,11 +28,7 @@ fn walk(
         }
         (Value::Array(want), Value::Array(have)) => {
             if want.len() != have.len() {
-                out.push(format!(
-                    "{path}: expected {} items, found {}: {actual}",
-                    want.len(),
-                    have.len()
-                ));
+                out.push(format!("{path}: expected {} items, found {}: {actual}", want.len(), have.len()));
                 return;
             }
             for (index, (value, found)) in want.iter().zip(have).enumerate() {
@@ -77,19 +63,12 @@ mod tests {
             mismatches(&expected, &json!({"args": ["a", "c"]}), &none),
             [".args[1]: expected \"b\", found \"c\""]
         );
-        assert_eq!(
-            mismatches(&expected, &json!({"args": ["a"]}), &none).len(),
-            1
-        );
+        assert_eq!(mismatches(&expected, &json!({"args": ["a"]}), &none).len(), 1);
     }
 
     #[test]
     fn a_missing_field_is_reported_with_its_path() {
-        let found = mismatches(
-            &json!({"metadata": {"labels": {"a": "1"}}}),
-            &json!({"metadata": {}}),
-            &none,
-        );
+        let found = mismatches(&json!({"metadata": {"labels": {"a": "1"}}}), &json!({"metadata": {}}), &none);
         assert_eq!(found, [".metadata.labels: missing, expected {\"a\":\"1\"}"]);
     }
 
@@ -97,9 +76,6 @@ mod tests {
     fn a_wildcard_value_matches_anything_present() {
         let wildcard = |v: &Value| v == "ANY";
         assert!(mismatches(&json!({"t": "ANY"}), &json!({"t": "2026"}), &wildcard).is_empty());
-        assert_eq!(
-            mismatches(&json!({"t": "ANY"}), &json!({}), &wildcard).len(),
-            1
-        );
+        assert_eq!(mismatches(&json!({"t": "ANY"}), &json!({}), &wildcard).len(), 1);
     }
 }

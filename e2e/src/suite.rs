@@ -30,18 +30,15 @@ impl Env {
     /// The operator binary running against this cluster for all namespaces,
     /// started by the first test that asks for it.
     pub fn operator(&self) -> Result<&OperatorProcess, String> {
-        let started = self.operator.get_or_init(|| {
-            tokio::task::block_in_place(|| {
-                OperatorProcess::start(&self.cluster.kubeconfig_path, &[])
-            })
-        });
+        let started = self
+            .operator
+            .get_or_init(|| tokio::task::block_in_place(|| OperatorProcess::start(&self.cluster.kubeconfig_path, &[])));
         started.as_ref().map_err(Clone::clone)
     }
 }
 
 /// A test body: runs in its own namespace and returns why it failed.
-pub type TestFn =
-    Box<dyn FnOnce(Arc<Env>, String) -> BoxFuture<'static, Result<(), String>> + Send>;
+pub type TestFn = Box<dyn FnOnce(Arc<Env>, String) -> BoxFuture<'static, Result<(), String>> + Send>;
 
 /// One named test of a suite.
 pub struct Test {
@@ -56,11 +53,7 @@ impl Test {
     where
         F: FnOnce(Arc<Env>, String) -> BoxFuture<'static, Result<(), String>> + Send + 'static,
     {
-        Self {
-            name: name.into(),
-            body: Box::new(body),
-            ignore: None,
-        }
+        Self { name: name.into(), body: Box::new(body), ignore: None }
     }
 }
 
@@ -72,22 +65,13 @@ pub fn main(kind: ClusterKind, tests: impl FnOnce(&Settings) -> Vec<Test>) -> Ex
     let settings = Settings::from_env();
     let tests = tests(&settings);
     if args.list {
-        return conclude(
-            &args,
-            tests
-                .into_iter()
-                .map(|t| Trial::test(t.name, || Ok(())))
-                .collect(),
-        );
+        return conclude(&args, tests.into_iter().map(|t| Trial::test(t.name, || Ok(()))).collect());
     }
     let env = match start(&settings, kind) {
         Ok(env) => Arc::new(env),
         Err(ClusterError::Unavailable(reason)) if !settings.ci => {
             eprintln!("e2e SKIPPED (nothing counted as passed): {reason}");
-            let trials = tests
-                .into_iter()
-                .map(|t| Trial::test(t.name, || Ok(())).with_ignored_flag(true))
-                .collect();
+            let trials = tests.into_iter().map(|t| Trial::test(t.name, || Ok(())).with_ignored_flag(true)).collect();
             return conclude(&args, trials);
         }
         Err(error) => {
@@ -104,8 +88,7 @@ pub fn main(kind: ClusterKind, tests: impl FnOnce(&Settings) -> Vec<Test>) -> Ex
                 eprintln!("{}: ignored: {reason}", test.name);
             }
             let name = test.name.clone();
-            Trial::test(test.name, move || run_in_namespace(&env, name, test.body))
-                .with_ignored_flag(ignored)
+            Trial::test(test.name, move || run_in_namespace(&env, name, test.body)).with_ignored_flag(ignored)
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
@@ -130,11 +113,7 @@ fn start(settings: &Settings, kind: ClusterKind) -> Result<Env, ClusterError> {
         cluster.prepare(&client, kind).await?;
         Ok::<_, ClusterError>(client)
     })?;
-    eprintln!(
-        "e2e cluster ready in {:.1}s ({})",
-        started.elapsed().as_secs_f64(),
-        describe(settings, kind)
-    );
+    eprintln!("e2e cluster ready in {:.1}s ({})", started.elapsed().as_secs_f64(), describe(settings, kind));
     Ok(Env {
         operator: OnceLock::new(),
         cluster,
@@ -157,9 +136,7 @@ fn run_in_namespace(env: &Arc<Env>, name: String, body: TestFn) -> Result<(), Fa
     let result = env.runtime.block_on(async {
         let namespace = TestNamespace::create(&env.client, &name).await?;
         let result = body(env.clone(), namespace.name.clone()).await;
-        namespace
-            .finish(result.is_err() && env.settings.keep_failed)
-            .await;
+        namespace.finish(result.is_err() && env.settings.keep_failed).await;
         result
     });
     if result.is_err() {

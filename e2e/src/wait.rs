@@ -15,9 +15,7 @@ where
         match check().await {
             Ok(value) => return Ok(value),
             Err(last) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "timed out after {timeout:?} waiting for {what}: {last}"
-                ));
+                return Err(format!("timed out after {timeout:?} waiting for {what}: {last}"));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

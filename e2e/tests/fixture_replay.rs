@@ -27,18 +27,10 @@ fn main() -> ExitCode {
         cases()
             .into_iter()
             .map(|dir| {
-                let name = dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut test = Test::new(name, move |env, namespace| {
-                    replay(env, namespace, dir).boxed()
-                });
+                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let mut test = Test::new(name, move |env, namespace| replay(env, namespace, dir).boxed());
                 if settings.kubeconfig.is_some() && dir_has_job_status(&test.name) {
-                    test.ignore = Some(
-                        "writes Job status, which a cluster with a Job controller overwrites"
-                            .into(),
-                    );
+                    test.ignore = Some("writes Job status, which a cluster with a Job controller overwrites".into());
                 }
                 test
             })
@@ -52,13 +44,7 @@ fn fixtures_dir() -> PathBuf {
 
 fn cases() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
         .unwrap_or_default();
     dirs.sort();
     dirs
@@ -94,49 +80,29 @@ async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), St
 async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<JobRun, String> {
     let post = PostParams::default();
     if let Some(template) = &case.template {
-        let template = JobTemplate {
-            metadata: fresh_meta(&template.metadata, namespace),
-            ..template.clone()
-        };
+        let template = JobTemplate { metadata: fresh_meta(&template.metadata, namespace), ..template.clone() };
         Api::<JobTemplate>::namespaced(client.clone(), namespace)
             .create(&post, &template)
             .await
             .map_err(|e| format!("create template: {e}"))?;
     }
     let jobs = Api::<Job>::namespaced(client.clone(), namespace);
-    let adopted = case
-        .existing_job
-        .as_ref()
-        .filter(|job| merge::is_controlled_by(job, &case.run));
+    let adopted = case.existing_job.as_ref().filter(|job| merge::is_controlled_by(job, &case.run));
     if let Some(other) = case.existing_job.as_ref().filter(|_| adopted.is_none()) {
-        let job = Job {
-            metadata: fresh_meta(&other.metadata, namespace),
-            ..other.clone()
-        };
-        jobs.create(&post, &job)
-            .await
-            .map_err(|e| format!("create existing Job: {e}"))?;
+        let job = Job { metadata: fresh_meta(&other.metadata, namespace), ..other.clone() };
+        jobs.create(&post, &job).await.map_err(|e| format!("create existing Job: {e}"))?;
     }
-    let run = JobRun {
-        metadata: fresh_meta(&case.run.metadata, namespace),
-        status: None,
-        ..case.run.clone()
-    };
+    let run = JobRun { metadata: fresh_meta(&case.run.metadata, namespace), status: None, ..case.run.clone() };
     let run = Api::<JobRun>::namespaced(client.clone(), namespace)
         .create(&post, &run)
         .await
         .map_err(|e| format!("create run: {e}"))?;
     if let Some(job) = adopted {
-        let mut job = Job {
-            metadata: fresh_meta(&job.metadata, namespace),
-            ..job.clone()
-        };
+        let mut job = Job { metadata: fresh_meta(&job.metadata, namespace), ..job.clone() };
         for owner in job.metadata.owner_references.iter_mut().flatten() {
             owner.uid = run.uid().unwrap_or_default();
         }
-        jobs.create(&post, &job)
-            .await
-            .map_err(|e| format!("create adopted Job: {e}"))?;
+        jobs.create(&post, &job).await.map_err(|e| format!("create adopted Job: {e}"))?;
     }
     Ok(run)
 }
@@ -157,16 +123,15 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
     let fixture_uid = case.run.uid().unwrap_or_default();
     let live_uid = run.uid().unwrap_or_default();
     let localize = |text: &str| -> Result<Value, String> {
-        let mut value: Value = serde_norway::from_str(&text.replace(&fixture_uid, &live_uid))
-            .map_err(|e| e.to_string())?;
+        let mut value: Value =
+            serde_norway::from_str(&text.replace(&fixture_uid, &live_uid)).map_err(|e| e.to_string())?;
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("namespace".into(), json!(namespace));
         }
         Ok(value)
     };
     // The fixture clock (the run's creationTimestamp) stands for "now".
-    let clock =
-        serde_json::to_value(&case.run.metadata.creation_timestamp).map_err(|e| e.to_string())?;
+    let clock = serde_json::to_value(&case.run.metadata.creation_timestamp).map_err(|e| e.to_string())?;
     let is_clock = |value: &Value| !clock.is_null() && *value == clock;
 
     let jobs = Api::<Job>::namespaced(client.clone(), namespace);
@@ -174,61 +139,36 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
     if let Some(expected) = &case.expected_job {
         let expected = localize(expected)?;
         let job = wait::until(TIMEOUT, "the run's Job", || async {
-            jobs.get_opt(&job_name)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "no Job yet".to_owned())
+            jobs.get_opt(&job_name).await.map_err(|e| e.to_string())?.ok_or_else(|| "no Job yet".to_owned())
         })
         .await?;
         let actual = serde_json::to_value(&job).map_err(|e| e.to_string())?;
         let problems = mismatches(&expected, &actual, &|_| false);
         if !problems.is_empty() {
-            return Err(format!(
-                "the Job differs from expected-job.yaml:\n  {}",
-                problems.join("\n  ")
-            ));
+            return Err(format!("the Job differs from expected-job.yaml:\n  {}", problems.join("\n  ")));
         }
         if let Some(status) = &case.job_status {
-            jobs.patch_status(
-                &job_name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-            .map_err(|e| format!("cannot write the Job's status from job-status.yaml: {e}"))?;
+            jobs.patch_status(&job_name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+                .await
+                .map_err(|e| format!("cannot write the Job's status from job-status.yaml: {e}"))?;
         }
     }
 
-    let expected_status: Value =
-        serde_norway::from_str(&case.expected_status).map_err(|e| e.to_string())?;
+    let expected_status: Value = serde_norway::from_str(&case.expected_status).map_err(|e| e.to_string())?;
     let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
-    wait::until(
-        TIMEOUT,
-        "the run's status to match expected-status.yaml",
-        || async {
-            let live = runs.get(&run.name_any()).await.map_err(|e| e.to_string())?;
-            let actual = serde_json::to_value(&live.status).map_err(|e| e.to_string())?;
-            let problems = mismatches(&expected_status, &actual, &is_clock);
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("\n  {}", problems.join("\n  ")))
-            }
-        },
-    )
+    wait::until(TIMEOUT, "the run's status to match expected-status.yaml", || async {
+        let live = runs.get(&run.name_any()).await.map_err(|e| e.to_string())?;
+        let actual = serde_json::to_value(&live.status).map_err(|e| e.to_string())?;
+        let problems = mismatches(&expected_status, &actual, &is_clock);
+        if problems.is_empty() { Ok(()) } else { Err(format!("\n  {}", problems.join("\n  "))) }
+    })
     .await?;
 
     if case.expected_job.is_none() {
-        let owned = jobs
-            .get_opt(&job_name)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|job| merge::is_controlled_by(job, run));
+        let owned =
+            jobs.get_opt(&job_name).await.map_err(|e| e.to_string())?.filter(|job| merge::is_controlled_by(job, run));
         if let Some(job) = owned {
-            return Err(format!(
-                "expected no Job for the run, found {}",
-                job.name_any()
-            ));
+            return Err(format!("expected no Job for the run, found {}", job.name_any()));
         }
     }
     Ok(())

@@ -23,37 +23,24 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 fn main() -> ExitCode {
     suite::main(ClusterKind::Full, |_| {
         vec![
-            Test::new(
-                "a_run_whose_pod_succeeds_ends_complete_and_finished_with_one_success",
-                |e, ns| succeeds(e, ns).boxed(),
-            ),
-            Test::new(
-                "a_run_whose_pod_fails_passes_through_failure_target_and_ends_failed",
-                |e, ns| fails(e, ns).boxed(),
-            ),
-            Test::new("deleting_a_jobrun_deletes_its_job", |e, ns| {
-                garbage_collected(e, ns).boxed()
+            Test::new("a_run_whose_pod_succeeds_ends_complete_and_finished_with_one_success", |e, ns| {
+                succeeds(e, ns).boxed()
             }),
-            Test::new(
-                "a_job_removed_by_its_ttl_is_not_recreated_and_the_run_keeps_its_status",
-                |e, ns| ttl(e, ns).boxed(),
-            ),
-            Test::new(
-                "kubectl_wait_for_finished_returns_on_success_and_on_failure",
-                |e, ns| kubectl_wait(e, ns).boxed(),
-            ),
-            Test::new(
-                "a_missing_template_fails_the_run_with_one_failure_and_no_job",
-                |e, ns| missing(e, ns).boxed(),
-            ),
-            Test::new(
-                "deleting_the_job_of_an_unfinished_run_records_job_lost",
-                |e, ns| lost(e, ns).boxed(),
-            ),
-            Test::new(
-                "the_run_records_events_and_the_operator_counts_them_in_metrics",
-                |e, ns| observed(e, ns).boxed(),
-            ),
+            Test::new("a_run_whose_pod_fails_passes_through_failure_target_and_ends_failed", |e, ns| {
+                fails(e, ns).boxed()
+            }),
+            Test::new("deleting_a_jobrun_deletes_its_job", |e, ns| garbage_collected(e, ns).boxed()),
+            Test::new("a_job_removed_by_its_ttl_is_not_recreated_and_the_run_keeps_its_status", |e, ns| {
+                ttl(e, ns).boxed()
+            }),
+            Test::new("kubectl_wait_for_finished_returns_on_success_and_on_failure", |e, ns| {
+                kubectl_wait(e, ns).boxed()
+            }),
+            Test::new("a_missing_template_fails_the_run_with_one_failure_and_no_job", |e, ns| missing(e, ns).boxed()),
+            Test::new("deleting_the_job_of_an_unfinished_run_records_job_lost", |e, ns| lost(e, ns).boxed()),
+            Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
+                observed(e, ns).boxed()
+            }),
         ]
     })
 }
@@ -66,10 +53,7 @@ struct Ns {
 impl Ns {
     fn new(env: &Env, name: String) -> Result<Self, String> {
         env.operator()?;
-        Ok(Self {
-            client: env.client.clone(),
-            name,
-        })
+        Ok(Self { client: env.client.clone(), name })
     }
 
     fn runs(&self) -> Api<JobRun> {
@@ -82,35 +66,18 @@ impl Ns {
 
     async fn create_template(&self, template: JobTemplate) -> Result<(), String> {
         let api: Api<JobTemplate> = Api::namespaced(self.client.clone(), &self.name);
-        api.create(&PostParams::default(), &template)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("create template: {e}"))
+        api.create(&PostParams::default(), &template).await.map(|_| ()).map_err(|e| format!("create template: {e}"))
     }
 
     async fn create_run(&self, run: JobRun) -> Result<(), String> {
-        self.runs()
-            .create(&PostParams::default(), &run)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("create run: {e}"))
+        self.runs().create(&PostParams::default(), &run).await.map(|_| ()).map_err(|e| format!("create run: {e}"))
     }
 
     /// Waits until the run's phase is `phase`, and returns its status.
     async fn wait_phase(&self, name: &str, phase: Phase) -> Result<JobRunStatus, String> {
         wait::until(TIMEOUT, &format!("run {name} to be {phase:?}"), || async {
-            let status = self
-                .runs()
-                .get(name)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            if status.phase == Some(phase) {
-                Ok(status)
-            } else {
-                Err(format!("status is {status:?}"))
-            }
+            let status = self.runs().get(name).await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+            if status.phase == Some(phase) { Ok(status) } else { Err(format!("status is {status:?}")) }
         })
         .await
     }
@@ -126,15 +93,8 @@ impl Ns {
     }
 }
 
-fn condition<'a>(
-    status: &'a JobRunStatus,
-    type_: &str,
-) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
-    status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == type_ && c.status == "True")
+fn condition<'a>(status: &'a JobRunStatus, type_: &str) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
+    status.conditions.iter().flatten().find(|c| c.type_ == type_ && c.status == "True")
 }
 
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -143,134 +103,72 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 
 async fn succeeds(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(&ns.name, "echo", json!({}))?)
-        .await?;
-    ns.create_run(run(&ns.name, "hello", "echo", &["hello"])?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    ns.create_run(run(&ns.name, "hello", "echo", &["hello"])?).await?;
     let status = ns.wait_phase("hello", Phase::Succeeded).await?;
-    ensure(status.succeeded == Some(1), || {
-        format!("succeeded is {:?}", status.succeeded)
-    })?;
-    ensure(condition(&status, "Complete").is_some(), || {
-        "no Complete=True".into()
-    })?;
-    ensure(condition(&status, "Finished").is_some(), || {
-        "no Finished=True".into()
-    })?;
-    ensure(status.job_name.as_deref() == Some("hello"), || {
-        format!("jobName is {:?}", status.job_name)
-    })
+    ensure(status.succeeded == Some(1), || format!("succeeded is {:?}", status.succeeded))?;
+    ensure(condition(&status, "Complete").is_some(), || "no Complete=True".into())?;
+    ensure(condition(&status, "Finished").is_some(), || "no Finished=True".into())?;
+    ensure(status.job_name.as_deref() == Some("hello"), || format!("jobName is {:?}", status.job_name))
 }
 
 async fn fails(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(failing_template(&ns.name, "broken")?)
-        .await?;
-    ns.create_run(run(&ns.name, "doomed", "broken", &["exit 1"])?)
-        .await?;
+    ns.create_template(failing_template(&ns.name, "broken")?).await?;
+    ns.create_run(run(&ns.name, "doomed", "broken", &["exit 1"])?).await?;
     let status = ns.wait_phase("doomed", Phase::Failed).await?;
-    let types: Vec<&str> = status
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| c.type_.as_str())
-        .collect();
+    let types: Vec<&str> = status.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
     let position = |t: &str| types.iter().position(|x| *x == t);
-    ensure(
-        matches!((position("FailureTarget"), position("Failed")), (Some(a), Some(b)) if a < b),
-        || format!("expected FailureTarget before Failed, conditions are {types:?}"),
-    )?;
-    let finished = condition(&status, "Finished").ok_or("no Finished=True")?;
-    ensure(finished.reason.as_deref() == Some("Failed"), || {
-        format!("Finished reason is {:?}", finished.reason)
+    ensure(matches!((position("FailureTarget"), position("Failed")), (Some(a), Some(b)) if a < b), || {
+        format!("expected FailureTarget before Failed, conditions are {types:?}")
     })?;
-    ensure(status.failed == Some(1), || {
-        format!("failed is {:?}", status.failed)
-    })
+    let finished = condition(&status, "Finished").ok_or("no Finished=True")?;
+    ensure(finished.reason.as_deref() == Some("Failed"), || format!("Finished reason is {:?}", finished.reason))?;
+    ensure(status.failed == Some(1), || format!("failed is {:?}", status.failed))
 }
 
 async fn garbage_collected(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(&ns.name, "echo", json!({ "suspend": true }))?)
-        .await?;
-    ns.create_run(run(&ns.name, "short-lived", "echo", &[])?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({ "suspend": true }))?).await?;
+    ns.create_run(run(&ns.name, "short-lived", "echo", &[])?).await?;
     wait::until(TIMEOUT, "the Job", || async {
-        ns.jobs()
-            .get_opt("short-lived")
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no Job yet".to_owned())
+        ns.jobs().get_opt("short-lived").await.map_err(|e| e.to_string())?.ok_or_else(|| "no Job yet".to_owned())
     })
     .await?;
-    ns.runs()
-        .delete("short-lived", &DeleteParams::background())
-        .await
-        .map_err(|e| e.to_string())?;
+    ns.runs().delete("short-lived", &DeleteParams::background()).await.map_err(|e| e.to_string())?;
     ns.wait_job_gone("short-lived").await
 }
 
 async fn ttl(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(
-        &ns.name,
-        "echo",
-        json!({ "ttlSecondsAfterFinished": 0 }),
-    )?)
-    .await?;
-    ns.create_run(run(&ns.name, "ephemeral", "echo", &[])?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({ "ttlSecondsAfterFinished": 0 }))?).await?;
+    ns.create_run(run(&ns.name, "ephemeral", "echo", &[])?).await?;
     let finished = ns.wait_phase("ephemeral", Phase::Succeeded).await?;
     ns.wait_job_gone("ephemeral").await?;
     // Give the operator every chance to (wrongly) create the Job again.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ensure(
-        ns.jobs()
-            .get_opt("ephemeral")
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none(),
-        || "the Job was re-created".into(),
-    )?;
-    let status = ns
-        .runs()
-        .get("ephemeral")
-        .await
-        .map_err(|e| e.to_string())?
-        .status
-        .unwrap_or_default();
-    ensure(status == finished, || {
-        format!("status changed after the Job was removed: {status:?}")
-    })
+    ensure(ns.jobs().get_opt("ephemeral").await.map_err(|e| e.to_string())?.is_none(), || {
+        "the Job was re-created".into()
+    })?;
+    let status = ns.runs().get("ephemeral").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+    ensure(status == finished, || format!("status changed after the Job was removed: {status:?}"))
 }
 
 async fn kubectl_wait(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(&ns.name, "echo", json!({}))?)
-        .await?;
-    ns.create_template(failing_template(&ns.name, "broken")?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    ns.create_template(failing_template(&ns.name, "broken")?).await?;
     ns.create_run(run(&ns.name, "good", "echo", &[])?).await?;
     ns.create_run(run(&ns.name, "bad", "broken", &[])?).await?;
     for run in ["good", "bad"] {
         let output = tokio::process::Command::new(kubectl())
-            .args([
-                "wait",
-                "--for=condition=Finished",
-                &format!("jobrun/{run}"),
-                "-n",
-                &ns.name,
-                "--timeout=90s",
-            ])
+            .args(["wait", "--for=condition=Finished", &format!("jobrun/{run}"), "-n", &ns.name, "--timeout=90s"])
             .env("KUBECONFIG", &env.cluster.kubeconfig_path)
             .output()
             .await
             .map_err(|e| format!("cannot run kubectl: {e}"))?;
         ensure(output.status.success(), || {
-            format!(
-                "kubectl wait for {run} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
+            format!("kubectl wait for {run} failed: {}", String::from_utf8_lossy(&output.stderr))
         })?;
     }
     Ok(())
@@ -281,91 +179,49 @@ fn kubectl() -> std::path::PathBuf {
     if let Some(path) = std::env::var_os("KUBECTL") {
         return path.into();
     }
-    let cache = std::env::var_os("JTR_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/job-template-run")
-        });
+    let cache = std::env::var_os("JTR_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/job-template-run")
+    });
     let built = cache.join("k8s-v1.35.4/bin/kubectl");
-    if built.exists() {
-        built
-    } else {
-        "kubectl".into()
-    }
+    if built.exists() { built } else { "kubectl".into() }
 }
 
 async fn missing(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_run(run(&ns.name, "orphan", "does-not-exist", &[])?)
-        .await?;
+    ns.create_run(run(&ns.name, "orphan", "does-not-exist", &[])?).await?;
     let status = ns.wait_phase("orphan", Phase::Failed).await?;
     let failed = condition(&status, "Failed").ok_or("no Failed=True")?;
-    ensure(failed.reason.as_deref() == Some("TemplateNotFound"), || {
-        format!("reason is {:?}", failed.reason)
-    })?;
-    ensure(status.failed == Some(1), || {
-        format!("failed is {:?}", status.failed)
-    })?;
-    let jobs = ns
-        .jobs()
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    ensure(jobs.items.is_empty(), || {
-        format!("{} Jobs exist", jobs.items.len())
-    })
+    ensure(failed.reason.as_deref() == Some("TemplateNotFound"), || format!("reason is {:?}", failed.reason))?;
+    ensure(status.failed == Some(1), || format!("failed is {:?}", status.failed))?;
+    let jobs = ns.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    ensure(jobs.items.is_empty(), || format!("{} Jobs exist", jobs.items.len()))
 }
 
 async fn lost(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(&ns.name, "echo", json!({ "suspend": true }))?)
-        .await?;
-    ns.create_run(run(&ns.name, "unlucky", "echo", &[])?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({ "suspend": true }))?).await?;
+    ns.create_run(run(&ns.name, "unlucky", "echo", &[])?).await?;
     wait::until(TIMEOUT, "the run to record its Job", || async {
-        let status = ns
-            .runs()
-            .get("unlucky")
-            .await
-            .map_err(|e| e.to_string())?
-            .status
-            .unwrap_or_default();
+        let status = ns.runs().get("unlucky").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
         status.job_name.ok_or_else(|| "no jobName yet".to_owned())
     })
     .await?;
-    ns.jobs()
-        .delete("unlucky", &DeleteParams::background())
-        .await
-        .map_err(|e| e.to_string())?;
+    ns.jobs().delete("unlucky", &DeleteParams::background()).await.map_err(|e| e.to_string())?;
     let status = ns.wait_phase("unlucky", Phase::Failed).await?;
     let failed = condition(&status, "Failed").ok_or("no Failed=True")?;
-    ensure(failed.reason.as_deref() == Some("JobLost"), || {
-        format!("reason is {:?}", failed.reason)
-    })?;
+    ensure(failed.reason.as_deref() == Some("JobLost"), || format!("reason is {:?}", failed.reason))?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    ensure(
-        ns.jobs()
-            .get_opt("unlucky")
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none(),
-        || "the Job was re-created".into(),
-    )
+    ensure(ns.jobs().get_opt("unlucky").await.map_err(|e| e.to_string())?.is_none(), || "the Job was re-created".into())
 }
 
 async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    ns.create_template(template(&ns.name, "echo", json!({}))?)
-        .await?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
     ns.create_run(run(&ns.name, "noted", "echo", &[])?).await?;
     ns.wait_phase("noted", Phase::Succeeded).await?;
     let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
     wait::until(TIMEOUT, "JobCreated and Finished events", || async {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
         let reasons: Vec<String> = list
             .items
             .iter()
@@ -373,11 +229,7 @@ async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
             .filter_map(|e| e.reason.clone())
             .collect();
         let has = |r: &str| reasons.iter().any(|x| x == r);
-        if has("JobCreated") && has("Finished") {
-            Ok(())
-        } else {
-            Err(format!("events: {reasons:?}"))
-        }
+        if has("JobCreated") && has("Finished") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
     })
     .await?;
     let operator = env.operator()?;
@@ -388,9 +240,7 @@ async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
         "job_template_run_runs_finished_total{phase=\"Succeeded\"}",
         "job_template_run_reconcile_duration_seconds_bucket",
     ] {
-        ensure(metrics.contains(metric), || {
-            format!("/metrics lacks {metric}:\n{metrics}")
-        })?;
+        ensure(metrics.contains(metric), || format!("/metrics lacks {metric}:\n{metrics}"))?;
     }
     Ok(())
 }

@@ -22,16 +22,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Job", type_ = "string", json_path = ".status.jobName"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Start", type_ = "date", json_path = ".status.startTime"),
-    printcolumn(
-        name = "Completion",
-        type_ = "date",
-        json_path = ".status.completionTime"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Completion", type_ = "date", json_path = ".status.completionTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: a JobRun runs once; create a new JobRun instead"))]
 #[serde(rename_all = "camelCase")]

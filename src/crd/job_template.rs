@@ -19,11 +19,7 @@ use serde_json::json;
     category = "job-template-run",
     schema = "manual",
     doc = "A reusable batch/v1 Job definition; JobRuns create Jobs from it.",
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(transparent)]
 pub struct JobTemplateSpec(pub JobSpec);
@@ -32,18 +28,9 @@ pub struct JobTemplateSpec(pub JobSpec);
 /// `kubectl get job -o yaml` carry them, and a Job created with them would be
 /// rejected (or silently handed to another controller) much later.
 const FORBIDDEN_FIELDS: [(&str, &str); 3] = [
-    (
-        "selector",
-        "the operator labels each Job; a template must not set spec.selector",
-    ),
-    (
-        "manualSelector",
-        "a template must not set spec.manualSelector",
-    ),
-    (
-        "managedBy",
-        "Jobs of a template are managed by the Kubernetes Job controller; remove spec.managedBy",
-    ),
+    ("selector", "the operator labels each Job; a template must not set spec.selector"),
+    ("manualSelector", "a template must not set spec.manualSelector"),
+    ("managedBy", "Jobs of a template are managed by the Kubernetes Job controller; remove spec.managedBy"),
 ];
 
 impl JsonSchema for JobTemplateSpec {
@@ -60,10 +47,7 @@ impl JsonSchema for JobTemplateSpec {
     /// job.spec.template` still documents every field.
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = JobSpec::json_schema(generator);
-        if let Some(template) = schema
-            .get_mut("properties")
-            .and_then(|p| p.get_mut("template"))
-        {
+        if let Some(template) = schema.get_mut("properties").and_then(|p| p.get_mut("template")) {
             strip_descriptions(template);
         }
         let rules: Vec<_> = FORBIDDEN_FIELDS

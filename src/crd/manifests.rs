@@ -25,8 +25,6 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
 
 /// One CRD as YAML, the exact bytes checked in to the chart.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, ManifestError> {
-    crate::yaml::to_string(crd).map_err(|source| ManifestError {
-        crd: crd.metadata.name.clone().unwrap_or_default(),
-        source,
-    })
+    crate::yaml::to_string(crd)
+        .map_err(|source| ManifestError { crd: crd.metadata.name.clone().unwrap_or_default(), source })
 }

@@ -31,13 +31,8 @@ impl FailureReason {
     }
 
     /// Every reason, for parsing fixtures and labelling metrics.
-    pub const ALL: [FailureReason; 5] = [
-        Self::TemplateNotFound,
-        Self::InvalidTemplate,
-        Self::JobRejected,
-        Self::JobNameConflict,
-        Self::JobLost,
-    ];
+    pub const ALL: [FailureReason; 5] =
+        [Self::TemplateNotFound, Self::InvalidTemplate, Self::JobRejected, Self::JobNameConflict, Self::JobLost];
 }
 
 impl fmt::Display for FailureReason {
@@ -55,10 +50,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
+        Self { reason, message: message.into() }
     }
 
     /// `spec.templateRef` names no template in the run's namespace.

@@ -48,10 +48,7 @@ mod tests {
     #[test]
     fn two_long_names_with_the_same_start_differ() {
         let base = "y".repeat(60);
-        assert_ne!(
-            label_safe(&format!("{base}-one")),
-            label_safe(&format!("{base}-two"))
-        );
+        assert_ne!(label_safe(&format!("{base}-one")), label_safe(&format!("{base}-two")));
     }
 
     #[test]

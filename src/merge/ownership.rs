@@ -10,9 +10,7 @@ use crate::crd::JobRun;
 /// (same uid), not just at a run of the same name.
 pub fn is_controlled_by(job: &Job, run: &JobRun) -> bool {
     let uid = run.metadata.uid.as_deref();
-    job.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+    job.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 /// The Job that already has the run's Job name: adopted when the run
@@ -23,10 +21,7 @@ pub fn adopt(existing: Job, run: &JobRun) -> Result<Job, Failure> {
     } else {
         Err(Failure::new(
             FailureReason::JobNameConflict,
-            format!(
-                "Job {:?} already exists and is not controlled by this JobRun",
-                existing.name_any()
-            ),
+            format!("Job {:?} already exists and is not controlled by this JobRun", existing.name_any()),
         ))
     }
 }

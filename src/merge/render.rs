@@ -33,26 +33,13 @@ pub enum RenderError {
 /// the run's `command`/`args` on the first container, the operator's labels,
 /// and a controller ownerReference to the run.
 pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> {
-    let run_name = run
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(RenderError::RunWithoutIdentity {
-            field: "metadata.name",
-        })?;
-    let namespace = run
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(RenderError::RunWithoutIdentity {
-            field: "metadata.namespace",
-        })?;
+    let run_name = run.metadata.name.as_deref().ok_or(RenderError::RunWithoutIdentity { field: "metadata.name" })?;
+    let namespace =
+        run.metadata.namespace.clone().ok_or(RenderError::RunWithoutIdentity { field: "metadata.namespace" })?;
     let owner = run
         .controller_owner_ref(&())
         .filter(|o| !o.uid.is_empty())
-        .ok_or(RenderError::RunWithoutIdentity {
-            field: "metadata.uid",
-        })?;
+        .ok_or(RenderError::RunWithoutIdentity { field: "metadata.uid" })?;
 
     let labels = operator_labels(&template.name_any(), run_name);
     let mut spec = template.spec.0.clone();
@@ -67,9 +54,7 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         .spec
         .as_mut()
         .and_then(|pod_spec| pod_spec.containers.first_mut())
-        .ok_or_else(|| RenderError::NoContainers {
-            template: template.name_any(),
-        })?;
+        .ok_or_else(|| RenderError::NoContainers { template: template.name_any() })?;
     if let Some(command) = &run.spec.command {
         container.command = non_empty(command);
     }
@@ -82,10 +67,7 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
             name: Some(label_safe(run_name)),
             namespace: Some(namespace),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(
-                ANNOTATION_RUN_NAME.to_owned(),
-                run_name.to_owned(),
-            )])),
+            annotations: Some(BTreeMap::from([(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned())])),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },

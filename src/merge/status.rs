@@ -15,38 +15,24 @@ pub const CONDITION_FINISHED: &str = "Finished";
 /// The name of the Job for `run`: the one already recorded, or the one
 /// `render` gives it.
 pub fn job_name_for(run: &JobRun) -> String {
-    run.status
-        .as_ref()
-        .and_then(|s| s.job_name.clone())
-        .unwrap_or_else(|| label_safe(&run.name_any()))
+    run.status.as_ref().and_then(|s| s.job_name.clone()).unwrap_or_else(|| label_safe(&run.name_any()))
 }
 
 /// True once the run's status is final: it never changes again.
 pub fn is_finished(run: &JobRun) -> bool {
-    run.status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(Phase::is_final)
+    run.status.as_ref().and_then(|s| s.phase).is_some_and(Phase::is_final)
 }
 
 /// The run's status mirrored from its Job; `None` means no Job yet.
 pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
     let observed_generation = run.metadata.generation;
     let Some(job) = job else {
-        return JobRunStatus {
-            observed_generation,
-            phase: Some(Phase::Pending),
-            ..JobRunStatus::default()
-        };
+        return JobRunStatus { observed_generation, phase: Some(Phase::Pending), ..JobRunStatus::default() };
     };
     let job_status = job.status.clone().unwrap_or_default();
     let mut conditions = job_status.conditions.unwrap_or_default();
     let phase = phase_of(&conditions, job_status.start_time.is_some());
-    if let Some(terminal) = phase
-        .is_final()
-        .then(|| terminal_condition(&conditions))
-        .flatten()
-    {
+    if let Some(terminal) = phase.is_final().then(|| terminal_condition(&conditions)).flatten() {
         let finished = JobCondition {
             type_: CONDITION_FINISHED.to_owned(),
             status: "True".to_owned(),
@@ -105,11 +91,7 @@ pub fn failed(run: &JobRun, failure: &Failure, at: Time) -> JobRunStatus {
 /// of Kubernetes ≥ 1.31 (`SuccessCriteriaMet`, `FailureTarget`) do not: the
 /// Job is still terminating its pods.
 fn phase_of(conditions: &[JobCondition], started: bool) -> Phase {
-    let is_true = |type_: &str| {
-        conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == "True")
-    };
+    let is_true = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
     if is_true("Complete") {
         Phase::Succeeded
     } else if is_true("Failed") {
@@ -122,7 +104,5 @@ fn phase_of(conditions: &[JobCondition], started: bool) -> Phase {
 }
 
 fn terminal_condition(conditions: &[JobCondition]) -> Option<&JobCondition> {
-    conditions
-        .iter()
-        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+    conditions.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
 }

@@ -34,24 +34,16 @@ impl Backoff {
 
     /// The delay before the next retry of `run`, growing with each failure.
     pub fn next_delay(&self, run: ObjectRef<JobRun>) -> Duration {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = failures.entry(run).or_insert(0);
-        let delay = Self::BASE
-            .saturating_mul(2u32.saturating_pow(*count))
-            .min(Self::MAX);
+        let delay = Self::BASE.saturating_mul(2u32.saturating_pow(*count)).min(Self::MAX);
         *count = count.saturating_add(1);
         delay
     }
 
     /// Forgets the failures of `run` after a successful reconciliation.
     pub fn reset(&self, run: &ObjectRef<JobRun>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(run);
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(run);
     }
 }
 
@@ -63,9 +55,7 @@ mod tests {
     fn backoff_doubles_per_failure_and_resets_after_success() {
         let backoff = Backoff::default();
         let run = ObjectRef::<JobRun>::new("r").within("ns");
-        let delays: Vec<_> = (0..3)
-            .map(|_| backoff.next_delay(run.clone()).as_secs())
-            .collect();
+        let delays: Vec<_> = (0..3).map(|_| backoff.next_delay(run.clone()).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4]);
         backoff.reset(&run);
         assert_eq!(backoff.next_delay(run).as_secs(), 1);

@@ -38,11 +38,7 @@ impl Scope {
     /// No namespace given means all of them.
     pub fn from_namespaces(namespaces: Vec<String>) -> Self {
         let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
-        if namespaces.is_empty() {
-            Self::All
-        } else {
-            Self::Namespaces(namespaces)
-        }
+        if namespaces.is_empty() { Self::All } else { Self::Namespaces(namespaces) }
     }
 }
 
@@ -126,21 +122,15 @@ fn controller<S>(
     namespace: Option<&str>,
     metrics: Arc<Metrics>,
     stopped: S,
-) -> (
-    impl Future<Output = ()> + use<S>,
-    impl Future<Output = ()> + use<S>,
-)
+) -> (impl Future<Output = ()> + use<S>, impl Future<Output = ()> + use<S>)
 where
     S: Future<Output = ()> + Send + Sync + 'static,
 {
     let (templates, template_writer) = reflector::store::<JobTemplate>();
-    let template_informer = watcher(
-        api::<JobTemplate>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(template_writer)
-    .for_each(|_| future::ready(()));
+    let template_informer = watcher(api::<JobTemplate>(client, namespace), watcher::Config::default())
+        .default_backoff()
+        .reflect(template_writer)
+        .for_each(|_| future::ready(()));
 
     let (jobs, job_writer) = reflector::store::<Job>();
     let owned_jobs = watcher(
@@ -151,10 +141,7 @@ where
     .reflect(job_writer)
     .touched_objects();
 
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
         templates: templates.clone(),
@@ -168,22 +155,15 @@ where
         .graceful_shutdown_on(stopped);
     let runs = controller.store();
     let ready = async move {
-        let _ = future::join3(
-            runs.wait_until_ready(),
-            jobs.wait_until_ready(),
-            templates.wait_until_ready(),
-        )
-        .await;
+        let _ = future::join3(runs.wait_until_ready(), jobs.wait_until_ready(), templates.wait_until_ready()).await;
     };
     let run_loop = async move {
-        let reconciled = controller
-            .run(reconcile, error_policy, context)
-            .for_each(|result| {
-                if let Err(error) = result {
-                    error!(%error, "controller error");
-                }
-                future::ready(())
-            });
+        let reconciled = controller.run(reconcile, error_policy, context).for_each(|result| {
+            if let Err(error) = result {
+                error!(%error, "controller error");
+            }
+            future::ready(())
+        });
         // The template informer has no end of its own; it stops with the controller.
         future::select(Box::pin(reconciled), Box::pin(template_informer)).await;
     };

@@ -24,5 +24,4 @@ pub const PERMISSIONS: &[Permission] = &[
 ];
 
 /// Granted only when callbacks with Secret tokens are turned on.
-pub const CALLBACK_SECRET_PERMISSION: Permission =
-    Permission { api_group: "", resource: "secrets", verbs: &["get"] };
+pub const CALLBACK_SECRET_PERMISSION: Permission = Permission { api_group: "", resource: "secrets", verbs: &["get"] };

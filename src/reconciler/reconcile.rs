@@ -26,9 +26,7 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Re
     if run.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let namespace = run
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace(run.name_any()))?;
+    let namespace = run.namespace().ok_or_else(|| ReconcileError::MissingNamespace(run.name_any()))?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
 
     let next = match find_job(&run, &jobs, &ctx).await? {
@@ -60,24 +58,13 @@ fn recorded_job(run: &JobRun) -> Option<&str> {
 /// The run's Job, if one exists that this run controls. The cache may lag
 /// behind a create, so a run that already recorded its Job asks the API
 /// server before concluding the Job is gone.
-async fn find_job(
-    run: &JobRun,
-    jobs: &Api<Job>,
-    ctx: &Context,
-) -> Result<Option<Job>, ReconcileError> {
+async fn find_job(run: &JobRun, jobs: &Api<Job>, ctx: &Context) -> Result<Option<Job>, ReconcileError> {
     let name = merge::job_name_for(run);
-    let cached = ctx
-        .jobs
-        .get(&ObjectRef::new(&name).within(&run.namespace().unwrap_or_default()));
+    let cached = ctx.jobs.get(&ObjectRef::new(&name).within(&run.namespace().unwrap_or_default()));
     let job = match cached {
         Some(job) => Some(Job::clone(&job)),
         None if recorded_job(run).is_some() => {
-            jobs.get_opt(&name)
-                .await
-                .map_err(|source| ReconcileError::GetJob {
-                    name: name.clone(),
-                    source,
-                })?
+            jobs.get_opt(&name).await.map_err(|source| ReconcileError::GetJob { name: name.clone(), source })?
         }
         None => None,
     };
@@ -93,22 +80,12 @@ async fn find_template(run: &JobRun, ctx: &Context) -> Result<Option<JobTemplate
         return Ok(Some(JobTemplate::clone(&template)));
     }
     let templates: Api<JobTemplate> = Api::namespaced(ctx.client.clone(), &namespace);
-    templates
-        .get_opt(name)
-        .await
-        .map_err(|source| ReconcileError::GetTemplate {
-            name: name.clone(),
-            source,
-        })
+    templates.get_opt(name).await.map_err(|source| ReconcileError::GetTemplate { name: name.clone(), source })
 }
 
 /// Renders and creates the run's Job. `Ok(Err(_))` is a permanent failure
 /// of the run; `Err(_)` a transient error to retry.
-async fn create_job(
-    run: &JobRun,
-    jobs: &Api<Job>,
-    ctx: &Context,
-) -> Result<Result<Job, Failure>, ReconcileError> {
+async fn create_job(run: &JobRun, jobs: &Api<Job>, ctx: &Context) -> Result<Result<Job, Failure>, ReconcileError> {
     let Some(template) = find_template(run, ctx).await? else {
         return Ok(Err(Failure::template_not_found(&run.spec.template_ref)));
     };
@@ -117,47 +94,22 @@ async fn create_job(
         Err(error) => return Ok(Err(Failure::invalid_template(&error))),
     };
     let name = job.name_any();
-    match jobs
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PostParams::default()
-            },
-            &job,
-        )
-        .await
-    {
+    match jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &job).await {
         Ok(created) => {
             ctx.metrics.job_created();
             info!(jobrun = %run.name_any(), job = %name, "created Job");
-            publish(
-                ctx,
-                run,
-                EventType::Normal,
-                "JobCreated",
-                format!("Created Job {name}"),
-            )
-            .await;
+            publish(ctx, run, EventType::Normal, "JobCreated", format!("Created Job {name}")).await;
             Ok(Ok(created))
         }
         Err(kube::Error::Api(answer)) if answer.is_already_exists() => {
-            let existing = jobs
-                .get_opt(&name)
-                .await
-                .map_err(|source| ReconcileError::GetJob {
-                    name: name.clone(),
-                    source,
-                })?;
             let existing =
-                existing.ok_or_else(|| ReconcileError::ConflictVanished(name.clone()))?;
+                jobs.get_opt(&name).await.map_err(|source| ReconcileError::GetJob { name: name.clone(), source })?;
+            let existing = existing.ok_or_else(|| ReconcileError::ConflictVanished(name.clone()))?;
             Ok(merge::adopt(existing, run))
         }
         Err(kube::Error::Api(answer)) => match Failure::from_create_refusal(&answer) {
             Some(failure) => Ok(Err(failure)),
-            None => Err(ReconcileError::CreateJob {
-                name,
-                source: kube::Error::Api(answer),
-            }),
+            None => Err(ReconcileError::CreateJob { name, source: kube::Error::Api(answer) }),
         },
         Err(source) => Err(ReconcileError::CreateJob { name, source }),
     }
@@ -165,10 +117,7 @@ async fn create_job(
 
 fn job_lost(run: &JobRun) -> Failure {
     let name = recorded_job(run).unwrap_or_default();
-    Failure::new(
-        FailureReason::JobLost,
-        format!("Job {name:?} was deleted before it finished"),
-    )
+    Failure::new(FailureReason::JobLost, format!("Job {name:?} was deleted before it finished"))
 }
 
 fn now() -> Time {
@@ -177,68 +126,35 @@ fn now() -> Time {
 
 /// Writes `next` through the status subresource, only when it changed, and
 /// records the events of what changed.
-async fn write_status(
-    run: &JobRun,
-    next: JobRunStatus,
-    ctx: &Context,
-) -> Result<(), ReconcileError> {
+async fn write_status(run: &JobRun, next: JobRunStatus, ctx: &Context) -> Result<(), ReconcileError> {
     let previous = run.status.clone().unwrap_or_default();
     if previous == next {
         return Ok(());
     }
-    let runs: Api<JobRun> =
-        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
     let patch = json!({ "apiVersion": JobRun::api_version(&()), "kind": JobRun::kind(&()), "status": next });
-    runs.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| ReconcileError::PatchStatus {
-        name: run.name_any(),
-        source,
-    })?;
+    runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| ReconcileError::PatchStatus { name: run.name_any(), source })?;
     announce(run, &previous, &next, ctx).await;
     Ok(())
 }
 
 /// Events and metrics for a run that reached a final phase.
 async fn announce(run: &JobRun, previous: &JobRunStatus, next: &JobRunStatus, ctx: &Context) {
-    let Some(phase) = next
-        .phase
-        .filter(|p| p.is_final() && previous.phase != Some(*p))
-    else {
+    let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) else {
         return;
     };
     ctx.metrics.run_finished(phase.as_str());
-    let failed_condition = next
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Failed" && c.status == "True");
-    match (
-        recorded_job(run).is_none() && next.job_name.is_none(),
-        failed_condition,
-    ) {
+    let failed_condition = next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True");
+    match (recorded_job(run).is_none() && next.job_name.is_none(), failed_condition) {
         // No Job at all: the reason (TemplateNotFound, JobRejected, …) is the news.
         (true, Some(failed)) => {
             let reason = failed.reason.clone().unwrap_or_else(|| "Failed".into());
-            publish(
-                ctx,
-                run,
-                EventType::Warning,
-                &reason,
-                failed.message.clone().unwrap_or_default(),
-            )
-            .await;
+            publish(ctx, run, EventType::Warning, &reason, failed.message.clone().unwrap_or_default()).await;
         }
         _ => {
-            let kind = if phase.as_str() == "Succeeded" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            };
+            let kind = if phase.as_str() == "Succeeded" { EventType::Normal } else { EventType::Warning };
             let message = format!("JobRun finished: {}", phase.as_str());
             publish(ctx, run, kind, "Finished", message).await;
         }
@@ -247,13 +163,7 @@ async fn announce(run: &JobRun, previous: &JobRunStatus, next: &JobRunStatus, ct
 
 /// Records an Event on the run; a failure to do so is logged, not retried.
 async fn publish(ctx: &Context, run: &JobRun, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
         warn!(jobrun = %run.name_any(), %error, "cannot record event");
     }

@@ -36,40 +36,17 @@ impl Default for Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let jobs_created = Counter::default();
         let runs_finished = Family::<PhaseLabel, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciliations of JobRuns",
-            reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_errors",
-            "Reconciliations that failed, by reason",
-            reconcile_errors.clone(),
-        );
+        registry.register("reconciles", "Reconciliations of JobRuns", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciliations that failed, by reason", reconcile_errors.clone());
         registry.register_with_unit(
             "reconcile_duration",
             "Time spent in one reconciliation",
             prometheus_client::registry::Unit::Seconds,
             reconcile_duration.clone(),
         );
-        registry.register(
-            "jobs_created",
-            "Jobs created for JobRuns",
-            jobs_created.clone(),
-        );
-        registry.register(
-            "runs_finished",
-            "JobRuns that reached a final phase, by phase",
-            runs_finished.clone(),
-        );
-        Self {
-            registry,
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            jobs_created,
-            runs_finished,
-        }
+        registry.register("jobs_created", "Jobs created for JobRuns", jobs_created.clone());
+        registry.register("runs_finished", "JobRuns that reached a final phase, by phase", runs_finished.clone());
+        Self { registry, reconciles, reconcile_errors, reconcile_duration, jobs_created, runs_finished }
     }
 }
 
@@ -89,18 +66,11 @@ impl Metrics {
     /// Counts a reconciliation and times it until the timer is dropped.
     pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();
-        ReconcileTimer {
-            histogram: &self.reconcile_duration,
-            start: Instant::now(),
-        }
+        ReconcileTimer { histogram: &self.reconcile_duration, start: Instant::now() }
     }
 
     pub fn reconcile_failed(&self, reason: &str) {
-        self.reconcile_errors
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_owned(),
-            })
-            .inc();
+        self.reconcile_errors.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
     }
 
     pub fn job_created(&self) {
@@ -108,11 +78,7 @@ impl Metrics {
     }
 
     pub fn run_finished(&self, phase: &str) {
-        self.runs_finished
-            .get_or_create(&PhaseLabel {
-                phase: phase.to_owned(),
-            })
-            .inc();
+        self.runs_finished.get_or_create(&PhaseLabel { phase: phase.to_owned() }).inc();
     }
 
     /// The OpenMetrics text exposition.

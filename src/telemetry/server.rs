@@ -48,19 +48,13 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = Result<(), std::io::Error>>, ServeError> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| ServeError { address, source })?;
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| ServeError { address, source })?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(AppState { metrics, readiness });
-    Ok(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    })
+    Ok(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -75,10 +69,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     match state.metrics.encode() {
         Ok(text) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             text,
         ),
         Err(_) => (
