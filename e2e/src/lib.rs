@@ -17,6 +17,7 @@ pub mod operator;
 pub mod settings;
 pub mod subset;
 pub mod suite;
+pub mod tools;
 pub mod wait;
 
 pub use cluster::{Cluster, ClusterKind};

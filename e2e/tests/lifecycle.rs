@@ -2,6 +2,7 @@
 //! controller, garbage collector, TTL controller and scheduler; pods
 //! simulated by kwok on the default image), with the real operator binary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use e2e::objects::{failing_template, run, template};
 use e2e::operator::http_get;
 use e2e::suite::{self, Env, Test};
-use e2e::{ClusterKind, wait};
+use e2e::{ClusterKind, tools, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
 use k8s_openapi::api::batch::v1::Job;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             }),
             Test::new("a_missing_template_fails_the_run_with_one_failure_and_no_job", |e, ns| missing(e, ns).boxed()),
             Test::new("deleting_the_job_of_an_unfinished_run_records_job_lost", |e, ns| lost(e, ns).boxed()),
+            Test::new("the_readmes_python_client_example_creates_a_run_that_succeeds", |e, ns| python(e, ns).boxed()),
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
             }),
@@ -175,15 +177,32 @@ async fn kubectl_wait(env: Arc<Env>, name: String) -> Result<(), String> {
 }
 
 /// kubectl from `KUBECTL`, or the one built with the cluster binaries.
-fn kubectl() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return path.into();
-    }
-    let cache = std::env::var_os("JTR_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/job-template-run")
-    });
-    let built = cache.join("k8s-v1.35.4/bin/kubectl");
-    if built.exists() { built } else { "kubectl".into() }
+fn kubectl() -> PathBuf {
+    std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| tools::cached("k8s-v1.35.4/bin/kubectl"))
+}
+
+async fn python(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let python = std::env::var_os("PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools::cached("python-kubernetes-37.0.2/bin/python"));
+    ensure(python.exists(), || {
+        format!("{} is missing: run `bash scripts/install-python-client.sh`", python.display())
+    })?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/create_jobrun.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&example)
+        .args(["--namespace", &ns.name, "--template", "echo", "--name", "from-python", "--arg", "hello"])
+        .env("KUBECONFIG", &env.cluster.kubeconfig_path)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure(output.status.success() && stdout.contains("from-python: Succeeded"), || {
+        format!("the example failed ({}): {stdout}{}", output.status, String::from_utf8_lossy(&output.stderr))
+    })?;
+    ns.wait_phase("from-python", Phase::Succeeded).await.map(|_| ())
 }
 
 async fn missing(env: Arc<Env>, name: String) -> Result<(), String> {

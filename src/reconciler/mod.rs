@@ -16,7 +16,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 pub use context::{Backoff, Context};
 pub use error::ReconcileError;
@@ -159,8 +159,13 @@ where
     };
     let run_loop = async move {
         let reconciled = controller.run(reconcile, error_policy, context).for_each(|result| {
-            if let Err(error) = result {
-                error!(%error, "controller error");
+            match result {
+                // A run deleted while a reconcile was queued: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => debug!(%object, "run is gone"),
+                // Reconcile errors were logged and retried by `error_policy`.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => error!(%error, "controller error"),
+                Ok(_) => {}
             }
             future::ready(())
         });

@@ -1,0 +1,53 @@
+# job-template-run: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+CACHE_DIR ?= $(or $(JTR_CACHE_DIR),$(HOME)/.cache/job-template-run)
+export JTR_CACHE_DIR := $(CACHE_DIR)
+
+.PHONY: help build test unit e2e tools cluster-image crd chart-lint image demo fmt lint clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build the operator binary (debug)
+	cargo build --bin job-template-run
+
+test: tools unit e2e ## Everything CI runs: installs tools, then unit + golden + chart tests, then the e2e suites
+
+unit: tools ## Tier 1: unit tests, fixture goldens, CRD drift and Helm chart checks (no cluster)
+	HELM=$$(bash scripts/install-helm.sh) cargo test --workspace --exclude e2e
+	cargo test -p e2e --lib
+
+tools: ## Install or build what the tests need (Docker, Helm, Python client), cached
+	bash scripts/ensure-docker.sh
+	bash scripts/install-helm.sh >/dev/null
+	bash scripts/install-python-client.sh >/dev/null
+
+cluster-image: ## Build the e2e cluster image (real Kubernetes binaries from Go modules, cached)
+	bash scripts/build-cluster-image.sh
+
+e2e: cluster-image build image ## Tier 2: fixture replay, lifecycle and packaging suites against the cluster container
+	HELM=$$(bash scripts/install-helm.sh) PYTHON=$$(bash scripts/install-python-client.sh) \
+		cargo test -p e2e --test fixture_replay --test lifecycle --test packaging
+
+crd: ## Regenerate the chart's CRDs from the Rust types
+	cargo run -q --bin job-template-run -- crd --output-dir charts/job-template-run/crds
+
+chart-lint: ## helm lint the chart with default and non-default values
+	HELM=$$(bash scripts/install-helm.sh) cargo test --test helm_chart
+
+image: ## Build the operator image (FROM scratch, static musl binary)
+	bash scripts/build-image.sh
+
+demo: ## Start a local cluster, run the operator on the seed's echo example, print the Job and the run's status
+	bash scripts/demo.sh
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## Clippy with warnings denied
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean: ## Remove build outputs (the cached tools and cluster binaries stay)
+	cargo clean
