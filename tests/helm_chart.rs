@@ -37,8 +37,7 @@ fn helm() -> PathBuf {
         None => {
             let cache = match std::env::var_os("JTR_CACHE_DIR") {
                 Some(dir) => PathBuf::from(dir),
-                None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                    .join(".cache/job-template-run"),
+                None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/job-template-run"),
             };
             cache.join("bin/helm")
         }
@@ -57,9 +56,7 @@ fn run_helm(args: &[&str], sets: &[&str]) -> Output {
     for set in sets {
         command.args(["--set", set]);
     }
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run helm {args:?}: {e}"))
+    command.output().unwrap_or_else(|e| panic!("cannot run helm {args:?}: {e}"))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -80,21 +77,8 @@ fn lint(sets: &[&str]) {
 /// `helm template`, as parsed documents.
 fn template(sets: &[&str]) -> Vec<Value> {
     let chart = chart_dir();
-    let output = run_helm(
-        &[
-            "template",
-            RELEASE,
-            chart.to_str().unwrap(),
-            "--namespace",
-            RELEASE_NAMESPACE,
-        ],
-        sets,
-    );
-    assert!(
-        output.status.success(),
-        "helm template {sets:?} failed:\n{}",
-        text(&output.stderr)
-    );
+    let output = run_helm(&["template", RELEASE, chart.to_str().unwrap(), "--namespace", RELEASE_NAMESPACE], sets);
+    assert!(output.status.success(), "helm template {sets:?} failed:\n{}", text(&output.stderr));
     serde_norway::Deserializer::from_str(&text(&output.stdout))
         .map(|document| Value::deserialize(document).expect("helm renders valid YAML"))
         .filter(|document| !document.is_null())
@@ -107,12 +91,7 @@ fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn the_one<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
     let found = of_kind(documents, kind);
-    assert_eq!(
-        found.len(),
-        1,
-        "expected exactly one {kind}, found {}",
-        found.len()
-    );
+    assert_eq!(found.len(), 1, "expected exactly one {kind}, found {}", found.len());
     found[0]
 }
 
@@ -145,18 +124,12 @@ fn grants_of_role(role: &Value) -> Grants {
     for rule in role["rules"].as_array().expect("the role has rules") {
         let rule = rule.as_object().expect("a rule is a map");
         for key in rule.keys() {
-            assert!(
-                ["apiGroups", "resources", "verbs"].contains(&key.as_str()),
-                "unexpected `{key}` in rule {rule:?}"
-            );
+            assert!(["apiGroups", "resources", "verbs"].contains(&key.as_str()), "unexpected `{key}` in rule {rule:?}");
         }
         let verbs = strings(&rule["verbs"]);
         for group in strings(&rule["apiGroups"]) {
             for resource in strings(&rule["resources"]) {
-                grants
-                    .entry((group.clone(), resource))
-                    .or_default()
-                    .extend(verbs.iter().cloned());
+                grants.entry((group.clone(), resource)).or_default().extend(verbs.iter().cloned());
             }
         }
     }
@@ -216,10 +189,7 @@ fn helm_template_rejects_values_of_the_wrong_type(#[case] set: &str, #[case] pat
     let chart = chart_dir();
     let output = run_helm(&["template", RELEASE, chart.to_str().unwrap()], &[set]);
     let stderr = text(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "helm template --set {set} succeeded"
-    );
+    assert!(!output.status.success(), "helm template --set {set} succeeded");
     assert!(
         stderr.contains("schema") && stderr.contains(path),
         "helm template --set {set} failed, but not on the schema at {path}:\n{stderr}"
@@ -234,12 +204,7 @@ fn the_cluster_role_grants_exactly_the_operators_permissions() {
     assert!(of_kind(&documents, "Role").is_empty());
     assert!(of_kind(&documents, "RoleBinding").is_empty());
     let binding = the_one(&documents, "ClusterRoleBinding");
-    assert_binds(
-        binding,
-        "ClusterRole",
-        &role["metadata"]["name"],
-        &service_account_of(&documents),
-    );
+    assert_binds(binding, "ClusterRole", &role["metadata"]["name"], &service_account_of(&documents));
 }
 
 #[test]
@@ -251,12 +216,7 @@ fn watched_namespaces_get_roles_with_the_same_rules_and_no_cluster_role() {
     let namespaces_of = |kind: &str| -> BTreeSet<String> {
         of_kind(&documents, kind)
             .iter()
-            .map(|d| {
-                d["metadata"]["namespace"]
-                    .as_str()
-                    .expect("namespaced")
-                    .to_owned()
-            })
+            .map(|d| d["metadata"]["namespace"].as_str().expect("namespaced").to_owned())
             .collect()
     };
     let expected: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
@@ -277,14 +237,8 @@ fn watched_namespaces_get_roles_with_the_same_rules_and_no_cluster_role() {
 #[rstest]
 #[case::all_namespaces(&[], "ClusterRole")]
 #[case::watched_namespaces(&["watchNamespaces={a,b}"], "Role")]
-fn secrets_are_granted_only_with_callback_secret_tokens(
-    #[case] scope: &[&str],
-    #[case] role_kind: &str,
-) {
-    let secrets = (
-        CALLBACK_SECRET_PERMISSION.api_group.to_owned(),
-        CALLBACK_SECRET_PERMISSION.resource.to_owned(),
-    );
+fn secrets_are_granted_only_with_callback_secret_tokens(#[case] scope: &[&str], #[case] role_kind: &str) {
+    let secrets = (CALLBACK_SECRET_PERMISSION.api_group.to_owned(), CALLBACK_SECRET_PERMISSION.resource.to_owned());
     for secret_tokens in [false, true] {
         let mut sets = scope.to_vec();
         let flag = format!("callbacks.secretTokens={secret_tokens}");
@@ -329,25 +283,14 @@ fn the_deployment_is_hardened() {
     assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
 
     let resources = &container["resources"];
-    for (kind, resource) in [
-        ("requests", "cpu"),
-        ("requests", "memory"),
-        ("limits", "cpu"),
-        ("limits", "memory"),
-    ] {
-        assert!(
-            resources[kind][resource].is_string(),
-            "resources.{kind}.{resource} is not set: {resources}"
-        );
+    for (kind, resource) in [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")] {
+        assert!(resources[kind][resource].is_string(), "resources.{kind}.{resource} is not set: {resources}");
     }
 
     // The probes hit the port the operator listens on.
     let args = strings(&container["args"]);
     assert_eq!(args[0], "controller");
-    assert!(
-        args.contains(&"--listen=0.0.0.0:8080".to_owned()),
-        "{args:?}"
-    );
+    assert!(args.contains(&"--listen=0.0.0.0:8080".to_owned()), "{args:?}");
     let port_number = |port: &Value| -> u64 {
         match port {
             Value::Number(n) => n.as_u64().expect("a port number"),
@@ -396,13 +339,7 @@ fn the_crds_folder_holds_exactly_the_generated_crds() {
     let dir = chart_dir().join("crds");
     let present: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("a directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("a directory entry").file_name().to_string_lossy().into_owned())
         .collect();
     let expected: BTreeSet<String> = manifests().iter().map(crd_file_name).collect();
     assert_eq!(present, expected, "run `make crd`");
@@ -420,11 +357,7 @@ fn value_keys(prefix: &str, value: &Value, documented: &BTreeSet<String>, out: &
     match value {
         Value::Object(map) if !map.is_empty() && !documented.contains(prefix) => {
             for (key, child) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
                 value_keys(&path, child, documented, out);
             }
         }
@@ -435,30 +368,21 @@ fn value_keys(prefix: &str, value: &Value, documented: &BTreeSet<String>, out: &
 #[test]
 fn every_value_is_documented_in_the_chart_readme() {
     let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("README.md");
-    let (_, table) = readme
-        .split_once("## Values")
-        .expect("README.md has a Values section");
+    let (_, table) = readme.split_once("## Values").expect("README.md has a Values section");
     let documented: BTreeSet<String> = table
         .lines()
         .filter_map(|line| line.strip_prefix("| `"))
         .filter_map(|rest| rest.split_once('`'))
         .map(|(key, _)| key.to_owned())
         .collect();
-    let values: Value = serde_norway::from_str(
-        &std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"),
-    )
-    .expect("values.yaml parses");
+    let values: Value =
+        serde_norway::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"))
+            .expect("values.yaml parses");
     let mut keys = Vec::new();
     value_keys("", &values, &documented, &mut keys);
     let keys: BTreeSet<String> = keys.into_iter().collect();
     let undocumented: Vec<&String> = keys.difference(&documented).collect();
-    assert!(
-        undocumented.is_empty(),
-        "values missing from README.md: {undocumented:?}"
-    );
+    assert!(undocumented.is_empty(), "values missing from README.md: {undocumented:?}");
     let stale: Vec<&String> = documented.difference(&keys).collect();
-    assert!(
-        stale.is_empty(),
-        "README.md documents values that do not exist: {stale:?}"
-    );
+    assert!(stale.is_empty(), "README.md documents values that do not exist: {stale:?}");
 }
