@@ -17,10 +17,7 @@ fn every_fixture_case_produces_exactly_its_expected_job_and_status(
 ) {
     let case = Case::load(&dir).unwrap_or_else(|e| panic!("{e}"));
     if let Err(diff) = check(&case) {
-        panic!(
-            "fixture {} differs from its expected files:\n{diff}",
-            case.name
-        );
+        panic!("fixture {} differs from its expected files:\n{diff}", case.name);
     }
 }
 
@@ -33,11 +30,7 @@ fn the_render_command_prints_each_fixtures_expected_job_byte_for_byte(
     let case = Case::load(&dir).unwrap_or_else(|e| panic!("{e}"));
     // Cases without a template, or whose Job the API server refuses or
     // already has, are about the reconciler, not about `render`.
-    let (Some(expected), true, None) = (
-        &case.expected_job,
-        case.existing_job.is_none(),
-        &case.create_refusal,
-    ) else {
+    let (Some(expected), true, None) = (&case.expected_job, case.existing_job.is_none(), &case.create_refusal) else {
         return;
     };
     let output = Command::new(env!("CARGO_BIN_EXE_job-template-run"))
@@ -47,15 +40,6 @@ fn the_render_command_prints_each_fixtures_expected_job_byte_for_byte(
         .arg(dir.join(FILES.run))
         .output()
         .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        &String::from_utf8_lossy(&output.stdout),
-        expected,
-        "render output differs for {}",
-        case.name
-    );
+    assert!(output.status.success(), "render failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(&String::from_utf8_lossy(&output.stdout), expected, "render output differs for {}", case.name);
 }

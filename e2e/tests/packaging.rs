@@ -1,0 +1,217 @@
+//! Tier 2 (e2e): what users install. The Helm chart installs on the real API
+//! server and its RBAC grants exactly what the operator needs; the operator
+//! image, run with the chart's ServiceAccount token, takes a run from
+//! creation to Succeeded. (On the kwok image the chart's own Deployment pod
+//! is simulated, so the image is exercised here, through Docker.)
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::objects::{run, template};
+use e2e::operator::http_get;
+use e2e::suite::{self, Env, Test};
+use e2e::{ClusterKind, tools, wait};
+use futures::FutureExt;
+use job_template_run::crd::{JobRun, JobTemplate, Phase};
+use job_template_run::reconciler::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+/// The image `make image` builds.
+const OPERATOR_IMAGE: &str = "job-template-run:dev";
+
+fn main() -> ExitCode {
+    suite::main(ClusterKind::Full, |_| {
+        vec![
+            Test::new("helm_install_succeeds_and_grants_exactly_the_operators_permissions", |e, ns| {
+                helm_install(e, ns).boxed()
+            }),
+            Test::new("the_operator_image_runs_a_whole_lifecycle_with_the_charts_service_account", |e, ns| {
+                image_lifecycle(e, ns).boxed()
+            }),
+        ]
+    })
+}
+
+fn helm() -> PathBuf {
+    std::env::var_os("HELM").map(PathBuf::from).unwrap_or_else(|| tools::cached("bin/helm"))
+}
+
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/job-template-run")
+}
+
+/// `helm install <release> chart -n <namespace> --wait`, plus `extra` flags.
+fn install(env: &Env, release: &str, namespace: &str, extra: &[&str]) -> Result<(), String> {
+    let helm = helm();
+    if !helm.exists() {
+        return Err(format!("{} is missing: run `bash scripts/install-helm.sh`", helm.display()));
+    }
+    let output = Command::new(&helm)
+        .args(["install", release])
+        .arg(chart())
+        .args(["--namespace", namespace, "--wait", "--timeout", "90s"])
+        .args(extra)
+        .env("KUBECONFIG", &env.cluster.kubeconfig_path)
+        .output()
+        .map_err(|e| format!("cannot run helm: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("helm install failed: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+async fn allowed(env: &Env, user: &str, namespace: &str, permission: &Permission, verb: &str) -> Result<bool, String> {
+    let (resource, subresource) = match permission.resource.split_once('/') {
+        Some((resource, sub)) => (resource, Some(sub.to_owned())),
+        None => (permission.resource, None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_owned()),
+            groups: Some(vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}")]),
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(permission.api_group.to_owned()),
+                resource: Some(resource.to_owned()),
+                subresource,
+                verb: Some(verb.to_owned()),
+                namespace: Some("any-namespace".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(env.client.clone());
+    let answer = api.create(&PostParams::default(), &review).await.map_err(|e| format!("SubjectAccessReview: {e}"))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+async fn helm_install(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let release = "job-template-run";
+    tokio::task::block_in_place(|| install(&env, release, &namespace, &[]))?;
+    let client = env.client.clone();
+    Api::<ServiceAccount>::namespaced(client.clone(), &namespace).get(release).await.map_err(|e| e.to_string())?;
+    Api::<Deployment>::namespaced(client.clone(), &namespace).get(release).await.map_err(|e| e.to_string())?;
+    Api::<Service>::namespaced(client.clone(), &namespace).get(release).await.map_err(|e| e.to_string())?;
+    let user = format!("system:serviceaccount:{namespace}:{release}");
+    for permission in PERMISSIONS {
+        for verb in permission.verbs {
+            if !allowed(&env, &user, &namespace, permission, verb).await? {
+                return Err(format!(
+                    "the chart does not grant {verb} on {}.{}",
+                    permission.resource, permission.api_group
+                ));
+            }
+        }
+    }
+    if allowed(&env, &user, &namespace, &CALLBACK_SECRET_PERMISSION, "get").await? {
+        return Err("the chart grants get on Secrets by default".into());
+    }
+    let excess = Permission { api_group: "batch", resource: "jobs", verbs: &["delete"] };
+    if allowed(&env, &user, &namespace, &excess, "delete").await? {
+        return Err("the chart grants delete on Jobs, which the operator never does".into());
+    }
+    Ok(())
+}
+
+/// Removes the container when the test ends, whatever its outcome.
+struct DockerContainer(String);
+
+impl Drop for DockerContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+async fn image_lifecycle(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let release = "jtr-image";
+    let account = "jtr-image-job-template-run";
+    let watch = format!("watchNamespaces={{{namespace}}}");
+    tokio::task::block_in_place(|| install(&env, release, &namespace, &["--set", &watch]))?;
+    let kubeconfig = service_account_kubeconfig(&env, &namespace, account).await?;
+    let image_present = Command::new("docker").args(["image", "inspect", OPERATOR_IMAGE]).output();
+    if !image_present.is_ok_and(|o| o.status.success()) {
+        return Err(format!("image {OPERATOR_IMAGE} is not built: run `make image`"));
+    }
+
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let name = format!("jtr-operator-{namespace}");
+    let started = Instant::now();
+    let output = Command::new("docker")
+        .args(["run", "-d", "--name", &name, "--network", "host", "-e", "KUBECONFIG=/kubeconfig"])
+        .arg("-v")
+        .arg(format!("{}:/kubeconfig:ro", kubeconfig.display()))
+        .args([OPERATOR_IMAGE, "controller", "--listen", &format!("127.0.0.1:{port}"), "--namespace", &namespace])
+        .output()
+        .map_err(|e| format!("cannot run docker: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("docker run failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let _container = DockerContainer(name.clone());
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait::until(Duration::from_secs(30), "the operator container's /readyz", || async {
+        match http_get(&endpoint, "/readyz") {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}; logs: {}", logs(&name))),
+        }
+    })
+    .await?;
+    eprintln!("operator image: /readyz answered 200 {:.2}s after `docker run`", started.elapsed().as_secs_f64());
+
+    let templates: Api<JobTemplate> = Api::namespaced(env.client.clone(), &namespace);
+    templates
+        .create(&PostParams::default(), &template(&namespace, "echo", json!({}))?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let runs: Api<JobRun> = Api::namespaced(env.client.clone(), &namespace);
+    runs.create(&PostParams::default(), &run(&namespace, "from-image", "echo", &["hi"])?)
+        .await
+        .map_err(|e| e.to_string())?;
+    wait::until(Duration::from_secs(90), "the run to succeed", || async {
+        let status = runs.get("from-image").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        if status.phase == Some(Phase::Succeeded) { Ok(()) } else { Err(format!("{status:?}; logs: {}", logs(&name))) }
+    })
+    .await
+}
+
+fn logs(container: &str) -> String {
+    Command::new("docker")
+        .args(["logs", "--tail", "20", container])
+        .output()
+        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .unwrap_or_default()
+}
+
+/// The cluster's kubeconfig with the ServiceAccount's token as the only
+/// credential, written where the container can read it.
+async fn service_account_kubeconfig(env: &Env, namespace: &str, account: &str) -> Result<PathBuf, String> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(env.client.clone(), namespace);
+    let request = serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
+        .map_err(|e: serde_json::Error| e.to_string())?;
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .map_err(|e| format!("TokenRequest for {account}: {e}"))?
+        .status
+        .map(|s| s.token)
+        .ok_or("TokenRequest returned no token")?;
+    let text = std::fs::read_to_string(&env.cluster.kubeconfig_path).map_err(|e| e.to_string())?;
+    let mut kubeconfig: serde_json::Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
+    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
+        user["user"] = json!({ "token": token });
+    }
+    let path = env.cluster.scratch_dir().join(format!("kubeconfig-{namespace}.yaml"));
+    std::fs::write(&path, serde_norway::to_string(&kubeconfig).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+    Ok(path)
+}
