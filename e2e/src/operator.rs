@@ -7,11 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary to run: `JTR_OPERATOR_BIN`, or the workspace's debug build
-/// (`make e2e` builds it first).
+/// in `CARGO_TARGET_DIR` or `target/` (`make e2e` builds it first).
 pub fn binary() -> PathBuf {
-    std::env::var_os("JTR_OPERATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/job-template-run"))
+    std::env::var_os("JTR_OPERATOR_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug/job-template-run")
+    })
 }
 
 /// A running operator process.

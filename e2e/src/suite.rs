@@ -92,10 +92,11 @@ pub fn main(kind: ClusterKind, tests: impl FnOnce(&Settings) -> Vec<Test>) -> Ex
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Ok(env) = Arc::try_unwrap(env) {
-        if env.settings.keep_failed && env.any_failed.load(Ordering::SeqCst) {
-            env.cluster.keep();
-        }
+    if let Ok(env) = Arc::try_unwrap(env)
+        && env.settings.keep_failed
+        && env.any_failed.load(Ordering::SeqCst)
+    {
+        env.cluster.keep();
     }
     conclusion.exit_code()
 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// What to run: a template and what to change in it. Immutable once created,
 /// because a run is one-shot: it maps to exactly one Job.
+// The derive's repeated `printcolumn(type_ = …)` arguments trip this lint.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "cellbytes.io",
