@@ -1,0 +1,169 @@
+//! Tier 2 (e2e): the API server itself rejects bad input, through the CRD
+//! schemas and CEL rules generated from the Rust types. No operator runs.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use e2e::objects::{run, template};
+use e2e::suite::{self, Env, Test};
+use e2e::{ClusterKind, tools};
+use futures::FutureExt;
+use job_template_run::crd::{JobRun, JobTemplate};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+fn main() -> ExitCode {
+    suite::main(ClusterKind::WithoutJobController, |_| {
+        let rejected = |name: &str, kind: Kind, body: fn(&str) -> Value, message: &'static str| {
+            Test::new(name, move |env, ns| expect_rejected(env, ns, kind, body, message).boxed())
+        };
+        vec![
+            rejected(
+                "a_template_copied_from_a_job_with_a_selector_is_rejected",
+                Kind::Template,
+                |ns| with_spec(template_json(ns), json!({ "selector": { "matchLabels": { "a": "b" } } })),
+                "a template must not set spec.selector",
+            ),
+            rejected(
+                "a_template_with_manual_selector_is_rejected",
+                Kind::Template,
+                |ns| with_spec(template_json(ns), json!({ "manualSelector": true })),
+                "a template must not set spec.manualSelector",
+            ),
+            rejected(
+                "a_template_with_managed_by_is_rejected",
+                Kind::Template,
+                |ns| with_spec(template_json(ns), json!({ "managedBy": "example.com/other" })),
+                "remove spec.managedBy",
+            ),
+            rejected(
+                "a_template_of_the_wrong_type_is_rejected_by_the_jobspec_schema",
+                Kind::Template,
+                |ns| with_spec(template_json(ns), json!({ "backoffLimit": "three" })),
+                "spec.backoffLimit",
+            ),
+            rejected(
+                "a_run_without_a_template_ref_is_rejected",
+                Kind::Run,
+                |ns| json!({ "apiVersion": "cellbytes.io/v1", "kind": "JobRun", "metadata": { "name": "r", "namespace": ns }, "spec": { "args": ["x"] } }),
+                "spec.templateRef: Required value",
+            ),
+            rejected(
+                "a_template_ref_that_is_not_a_dns_name_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "Not_A_Name" })),
+                "spec.templateRef",
+            ),
+            rejected(
+                "a_run_with_more_than_256_args_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "args": vec!["x"; 257] })),
+                "spec.args: Too many",
+            ),
+            rejected(
+                "a_callback_url_that_is_not_http_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "callbackUrl": "ftp://example.com" })),
+                "spec.callbackUrl",
+            ),
+            Test::new("a_runs_spec_cannot_change_after_creation", |e, ns| immutable(e, ns).boxed()),
+            Test::new("kubectl_rejects_a_typo_in_a_template", |e, ns| typo(e, ns).boxed()),
+            Test::new("runs_written_for_the_python_original_are_accepted", |e, ns| original(e, ns).boxed()),
+        ]
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Template,
+    Run,
+}
+
+fn template_json(namespace: &str) -> Value {
+    serde_json::to_value(template(namespace, "t", json!({})).expect("a valid template")).expect("serializes")
+}
+
+fn run_json(namespace: &str, spec: Value) -> Value {
+    json!({ "apiVersion": "cellbytes.io/v1", "kind": "JobRun", "metadata": { "name": "r", "namespace": namespace }, "spec": spec })
+}
+
+fn with_spec(mut object: Value, extra: Value) -> Value {
+    if let (Some(spec), Value::Object(extra)) = (object["spec"].as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    object
+}
+
+/// Creating `body` must fail with 422 and a message containing `message`.
+async fn expect_rejected(
+    env: Arc<Env>,
+    namespace: String,
+    kind: Kind,
+    body: fn(&str) -> Value,
+    message: &str,
+) -> Result<(), String> {
+    // Sent as raw JSON: typed objects cannot even express most of these mistakes.
+    let resource = match kind {
+        Kind::Template => kube::api::ApiResource::erase::<JobTemplate>(&()),
+        Kind::Run => kube::api::ApiResource::erase::<JobRun>(&()),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(env.client.clone(), &namespace, &resource);
+    let object: kube::api::DynamicObject = serde_json::from_value(body(&namespace)).map_err(|e| e.to_string())?;
+    let answer = api.create(&PostParams::default(), &object).await.map(|_| ());
+    match answer {
+        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(message) => Ok(()),
+        Err(error) => Err(format!("rejected, but not as expected (want 422 with {message:?}): {error}")),
+        Ok(()) => Err(format!("accepted; expected a 422 with {message:?}")),
+    }
+}
+
+async fn immutable(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let runs: Api<JobRun> = Api::namespaced(env.client.clone(), &namespace);
+    runs.create(&PostParams::default(), &run(&namespace, "fixed", "t", &["a"])?).await.map_err(|e| e.to_string())?;
+    let change = Patch::Merge(json!({ "spec": { "args": ["b"] } }));
+    match runs.patch("fixed", &PatchParams::default(), &change).await {
+        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains("spec is immutable") => Ok(()),
+        other => Err(format!("expected 422 'spec is immutable', got {:?}", other.map(|_| ()))),
+    }
+}
+
+async fn typo(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let manifest = format!(
+        "apiVersion: cellbytes.io/v1\nkind: JobTemplate\nmetadata:\n  name: typo\n  namespace: {namespace}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: busybox\n        comand: [echo]\n      restartPolicy: Never\n"
+    );
+    let path = env.cluster.scratch_dir().join(format!("typo-{namespace}.yaml"));
+    std::fs::write(&path, manifest).map_err(|e| e.to_string())?;
+    let kubectl =
+        std::env::var_os("KUBECTL").map(Into::into).unwrap_or_else(|| tools::cached("k8s-v1.35.4/bin/kubectl"));
+    let output = tokio::process::Command::new(kubectl)
+        .args(["apply", "-f"])
+        .arg(&path)
+        .env("KUBECONFIG", &env.cluster.kubeconfig_path)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && stderr.contains("unknown field \"spec.template.spec.containers[0].comand\"") {
+        Ok(())
+    } else {
+        Err(format!("expected kubectl to reject the unknown field; status {}, stderr: {stderr}", output.status))
+    }
+}
+
+async fn original(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &namespace, &kube::api::ApiResource::erase::<JobRun>(&()));
+    let body = run_json(
+        &namespace,
+        json!({
+            "templateRef": "t",
+            "command": ["python", "main.py"],
+            "args": ["--date", "2026-01-01"],
+            "callbackUrl": "https://hooks.example.com/jobs",
+            "callbackToken": "s3cret",
+            "callbackTokenSecretRef": { "name": "hook-token", "key": "token" }
+        }),
+    );
+    let object: kube::api::DynamicObject = serde_json::from_value(body).map_err(|e| e.to_string())?;
+    api.create(&PostParams::default(), &object).await.map(|_| ()).map_err(|e| format!("rejected: {e}"))
+}
