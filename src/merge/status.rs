@@ -106,3 +106,75 @@ fn phase_of(conditions: &[JobCondition], started: bool) -> Phase {
 fn terminal_condition(conditions: &[JobCondition]) -> Option<&JobCondition> {
     conditions.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{Failure, FailureReason};
+    use k8s_openapi::api::batch::v1::JobStatus;
+
+    fn run_with(status: Option<JobRunStatus>) -> JobRun {
+        let mut run = JobRun::new("r", Default::default());
+        run.metadata.generation = Some(3);
+        run.status = status;
+        run
+    }
+
+    fn condition(type_: &str, status: &str) -> JobCondition {
+        JobCondition { type_: type_.into(), status: status.into(), ..Default::default() }
+    }
+
+    fn at() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_lost_job_keeps_what_the_run_mirrored_and_adds_failed_and_finished() {
+        let mirrored = JobRunStatus {
+            job_name: Some("r".into()),
+            phase: Some(Phase::Running),
+            active: Some(1),
+            conditions: Some(vec![condition("Suspended", "False")]),
+            ..Default::default()
+        };
+        let status = failed(&run_with(Some(mirrored)), &Failure::new(FailureReason::JobLost, "gone"), at());
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(status.job_name.as_deref(), Some("r"));
+        assert_eq!(status.active, Some(1));
+        assert_eq!(status.failed, None, "a run that had a Job keeps the Job's failure count");
+        let types: Vec<_> = status.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Suspended", "Failed", "Finished"]);
+        assert_eq!(status.error.as_deref(), Some("JobLost: gone"));
+    }
+
+    #[test]
+    fn a_failure_before_any_job_counts_one_failure() {
+        let status = failed(&run_with(None), &Failure::template_not_found("t"), at());
+        assert_eq!(status.failed, Some(1));
+        assert_eq!(status.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn only_true_complete_or_failed_conditions_end_a_run() {
+        let started = true;
+        assert_eq!(phase_of(&[condition("Complete", "True")], started), Phase::Succeeded);
+        assert_eq!(phase_of(&[condition("Failed", "True")], started), Phase::Failed);
+        assert_eq!(phase_of(&[condition("FailureTarget", "True")], started), Phase::Running);
+        assert_eq!(phase_of(&[condition("SuccessCriteriaMet", "True")], started), Phase::Running);
+        assert_eq!(phase_of(&[condition("Complete", "False")], started), Phase::Running);
+        assert_eq!(phase_of(&[condition("Suspended", "True")], started), Phase::Pending);
+        assert_eq!(phase_of(&[], false), Phase::Pending);
+    }
+
+    #[test]
+    fn a_finished_run_is_final_and_a_running_one_is_not() {
+        let job = Job {
+            metadata: Default::default(),
+            spec: None,
+            status: Some(JobStatus { conditions: Some(vec![condition("Complete", "True")]), ..Default::default() }),
+        };
+        let done = run_with(Some(status(Some(&job), &run_with(None))));
+        assert!(is_finished(&done));
+        assert!(!is_finished(&run_with(Some(JobRunStatus { phase: Some(Phase::Running), ..Default::default() }))));
+    }
+}
