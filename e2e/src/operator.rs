@@ -45,7 +45,7 @@ impl OperatorProcess {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let operator = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        operator.wait_ready(Duration::from_secs(30))?;
+        operator.wait_ready(Duration::from_secs(60))?;
         Ok(operator)
     }
 
@@ -57,7 +57,8 @@ impl OperatorProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("the operator was not ready within {timeout:?}"))
+        let last = http_get(&self.endpoint, "/readyz").map(|(code, body)| format!("{code} {body}"));
+        Err(format!("the operator was not ready within {timeout:?} (last /readyz: {last:?}; its log is above)"))
     }
 }
 

@@ -157,7 +157,7 @@ async fn image_lifecycle(env: Arc<Env>, namespace: String) -> Result<(), String>
     }
     let _container = DockerContainer(name.clone());
     let endpoint = format!("http://127.0.0.1:{port}");
-    wait::until(Duration::from_secs(30), "the operator container's /readyz", || async {
+    wait::until(Duration::from_secs(60), "the operator container's /readyz", || async {
         match http_get(&endpoint, "/readyz") {
             Ok((200, _)) => Ok(()),
             other => Err(format!("{other:?}; logs: {}", logs(&name))),

@@ -29,10 +29,6 @@ impl FailureReason {
             Self::JobLost => "JobLost",
         }
     }
-
-    /// Every reason, for parsing fixtures and labelling metrics.
-    pub const ALL: [FailureReason; 5] =
-        [Self::TemplateNotFound, Self::InvalidTemplate, Self::JobRejected, Self::JobNameConflict, Self::JobLost];
 }
 
 impl fmt::Display for FailureReason {

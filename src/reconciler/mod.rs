@@ -13,10 +13,11 @@ use std::sync::Arc;
 use futures::{StreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 pub use context::{Backoff, Context};
 pub use error::ReconcileError;
@@ -130,7 +131,12 @@ where
     let template_informer = watcher(api::<JobTemplate>(client, namespace), watcher::Config::default())
         .default_backoff()
         .reflect(template_writer)
-        .for_each(|_| future::ready(()));
+        .for_each(|event| {
+            if let Err(error) = event {
+                warn!(%error, "JobTemplate watch failed, retrying with backoff");
+            }
+            future::ready(())
+        });
 
     let (jobs, job_writer) = reflector::store::<Job>();
     let owned_jobs = watcher(
@@ -154,8 +160,14 @@ where
         .owns_stream(owned_jobs)
         .graceful_shutdown_on(stopped);
     let runs = controller.store();
+    let scope = namespace.unwrap_or("all namespaces").to_owned();
     let ready = async move {
-        let _ = future::join3(runs.wait_until_ready(), jobs.wait_until_ready(), templates.wait_until_ready()).await;
+        future::join3(
+            synced(runs, "jobruns", &scope),
+            synced(jobs, "jobs", &scope),
+            synced(templates, "jobtemplates", &scope),
+        )
+        .await;
     };
     let run_loop = async move {
         let reconciled = controller.run(reconcile, error_policy, context).for_each(|result| {
@@ -173,6 +185,16 @@ where
         future::select(Box::pin(reconciled), Box::pin(template_informer)).await;
     };
     (run_loop, ready)
+}
+
+/// Completes once `store` has its first full list, and says so.
+async fn synced<K>(store: Store<K>, cache: &'static str, scope: &str)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let _ = store.wait_until_ready().await;
+    info!(cache, scope, "cache synced");
 }
 
 async fn shutdown_signal() {

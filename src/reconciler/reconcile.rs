@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::context::Context;
 use super::error::ReconcileError;
-use crate::crd::{JobRun, JobRunStatus, JobTemplate};
+use crate::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
 use crate::merge::{self, Failure, FailureReason};
 
 /// The field manager of the operator's status writes.
@@ -29,17 +29,17 @@ pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Re
     let namespace = run.namespace().ok_or_else(|| ReconcileError::MissingNamespace(run.name_any()))?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    let next = match find_job(&run, &jobs, &ctx).await? {
+    let next = match find_job(&run, &namespace, &jobs, &ctx).await? {
         Some(job) => merge::status(Some(&job), &run),
         // One-shot: a finished run keeps its status after its Job is gone (TTL).
         None if merge::is_finished(&run) => return Ok(Action::await_change()),
         None if recorded_job(&run).is_some() => merge::failed(&run, &job_lost(&run), now()),
-        None => match create_job(&run, &jobs, &ctx).await? {
+        None => match create_job(&run, &namespace, &jobs, &ctx).await? {
             Ok(job) => merge::status(Some(&job), &run),
             Err(failure) => merge::failed(&run, &failure, now()),
         },
     };
-    write_status(&run, next, &ctx).await?;
+    write_status(&run, &namespace, next, &ctx).await?;
     ctx.backoff.reset(&ObjectRef::from_obj(run.as_ref()));
     Ok(Action::await_change())
 }
@@ -58,9 +58,14 @@ fn recorded_job(run: &JobRun) -> Option<&str> {
 /// The run's Job, if one exists that this run controls. The cache may lag
 /// behind a create, so a run that already recorded its Job asks the API
 /// server before concluding the Job is gone.
-async fn find_job(run: &JobRun, jobs: &Api<Job>, ctx: &Context) -> Result<Option<Job>, ReconcileError> {
+async fn find_job(
+    run: &JobRun,
+    namespace: &str,
+    jobs: &Api<Job>,
+    ctx: &Context,
+) -> Result<Option<Job>, ReconcileError> {
     let name = merge::job_name_for(run);
-    let cached = ctx.jobs.get(&ObjectRef::new(&name).within(&run.namespace().unwrap_or_default()));
+    let cached = ctx.jobs.get(&ObjectRef::new(&name).within(namespace));
     let job = match cached {
         Some(job) => Some(Job::clone(&job)),
         None if recorded_job(run).is_some() => {
@@ -73,20 +78,24 @@ async fn find_job(run: &JobRun, jobs: &Api<Job>, ctx: &Context) -> Result<Option
 
 /// The template from the cache; on a miss, one live GET before declaring
 /// it missing (the cache may not have seen a template created just now).
-async fn find_template(run: &JobRun, ctx: &Context) -> Result<Option<JobTemplate>, ReconcileError> {
+async fn find_template(run: &JobRun, namespace: &str, ctx: &Context) -> Result<Option<JobTemplate>, ReconcileError> {
     let name = &run.spec.template_ref;
-    let namespace = run.namespace().unwrap_or_default();
-    if let Some(template) = ctx.templates.get(&ObjectRef::new(name).within(&namespace)) {
+    if let Some(template) = ctx.templates.get(&ObjectRef::new(name).within(namespace)) {
         return Ok(Some(JobTemplate::clone(&template)));
     }
-    let templates: Api<JobTemplate> = Api::namespaced(ctx.client.clone(), &namespace);
+    let templates: Api<JobTemplate> = Api::namespaced(ctx.client.clone(), namespace);
     templates.get_opt(name).await.map_err(|source| ReconcileError::GetTemplate { name: name.clone(), source })
 }
 
 /// Renders and creates the run's Job. `Ok(Err(_))` is a permanent failure
 /// of the run; `Err(_)` a transient error to retry.
-async fn create_job(run: &JobRun, jobs: &Api<Job>, ctx: &Context) -> Result<Result<Job, Failure>, ReconcileError> {
-    let Some(template) = find_template(run, ctx).await? else {
+async fn create_job(
+    run: &JobRun,
+    namespace: &str,
+    jobs: &Api<Job>,
+    ctx: &Context,
+) -> Result<Result<Job, Failure>, ReconcileError> {
+    let Some(template) = find_template(run, namespace, ctx).await? else {
         return Ok(Err(Failure::template_not_found(&run.spec.template_ref)));
     };
     let job = match merge::render(&template, run) {
@@ -126,12 +135,12 @@ fn now() -> Time {
 
 /// Writes `next` through the status subresource, only when it changed, and
 /// records the events of what changed.
-async fn write_status(run: &JobRun, next: JobRunStatus, ctx: &Context) -> Result<(), ReconcileError> {
+async fn write_status(run: &JobRun, namespace: &str, next: JobRunStatus, ctx: &Context) -> Result<(), ReconcileError> {
     let previous = run.status.clone().unwrap_or_default();
     if previous == next {
         return Ok(());
     }
-    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({ "apiVersion": JobRun::api_version(&()), "kind": JobRun::kind(&()), "status": next });
     runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
@@ -146,19 +155,22 @@ async fn announce(run: &JobRun, previous: &JobRunStatus, next: &JobRunStatus, ct
         return;
     };
     ctx.metrics.run_finished(phase.as_str());
-    let failed_condition = next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True");
-    match (recorded_job(run).is_none() && next.job_name.is_none(), failed_condition) {
-        // No Job at all: the reason (TemplateNotFound, JobRejected, …) is the news.
-        (true, Some(failed)) => {
-            let reason = failed.reason.clone().unwrap_or_else(|| "Failed".into());
-            publish(ctx, run, EventType::Warning, &reason, failed.message.clone().unwrap_or_default()).await;
-        }
-        _ => {
-            let kind = if phase.as_str() == "Succeeded" { EventType::Normal } else { EventType::Warning };
-            let message = format!("JobRun finished: {}", phase.as_str());
-            publish(ctx, run, kind, "Finished", message).await;
-        }
-    }
+    // `error` is set exactly when the operator itself failed the run: its
+    // reason (TemplateNotFound, JobRejected, JobLost, …) is the news.
+    let failed_by_operator = next
+        .error
+        .as_ref()
+        .and_then(|_| next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True"));
+    let (type_, reason, note) = match failed_by_operator {
+        Some(failed) => (
+            EventType::Warning,
+            failed.reason.clone().unwrap_or_else(|| "Failed".into()),
+            failed.message.clone().unwrap_or_default(),
+        ),
+        None if phase == Phase::Succeeded => (EventType::Normal, "Finished".into(), "JobRun succeeded".into()),
+        None => (EventType::Warning, "Finished".into(), "JobRun failed".into()),
+    };
+    publish(ctx, run, type_, &reason, note).await;
 }
 
 /// Records an Event on the run; a failure to do so is logged, not retried.
