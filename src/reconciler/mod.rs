@@ -4,6 +4,7 @@
 
 mod context;
 mod error;
+mod informer;
 mod permissions;
 mod reconcile;
 
@@ -13,14 +14,14 @@ use std::sync::Arc;
 use futures::{StreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 pub use context::{Backoff, Context};
 pub use error::ReconcileError;
+use informer::Informer;
 pub use permissions::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::{error_policy, reconcile};
 
@@ -127,45 +128,36 @@ fn controller<S>(
 where
     S: Future<Output = ()> + Send + Sync + 'static,
 {
-    let (templates, template_writer) = reflector::store::<JobTemplate>();
-    let template_informer = watcher(api::<JobTemplate>(client, namespace), watcher::Config::default())
-        .default_backoff()
-        .reflect(template_writer)
-        .for_each(|event| {
-            if let Err(error) = event {
-                warn!(%error, "JobTemplate watch failed, retrying with backoff");
-            }
-            future::ready(())
-        });
-
-    let (jobs, job_writer) = reflector::store::<Job>();
-    let owned_jobs = watcher(
-        api::<Job>(client, namespace),
-        watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}")),
-    )
-    .default_backoff()
-    .reflect(job_writer)
-    .touched_objects();
+    let (templates, template_events) = Informer::new(api::<JobTemplate>(client, namespace), watcher::Config::default());
+    let template_informer = template_events.for_each(|event| {
+        if let Err(error) = event {
+            warn!(%error, "JobTemplate watch failed, retrying with backoff");
+        }
+        future::ready(())
+    });
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+    let (jobs, job_events) = Informer::new(api::<Job>(client, namespace), managed);
+    let (runs, run_events) = Informer::new(api::<JobRun>(client, namespace), watcher::Config::default());
 
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
-        templates: templates.clone(),
-        jobs: jobs.clone(),
+        templates: templates.store.clone(),
+        jobs: jobs.store.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         backoff: Backoff::default(),
     });
-    let controller = Controller::new(api::<JobRun>(client, namespace), watcher::Config::default())
-        .owns_stream(owned_jobs)
+    // A deleted Job must wake its run (JobLost), so Job deletions count too.
+    let controller = Controller::for_stream(run_events.applied_objects(), runs.store.clone())
+        .owns_stream(job_events.touched_objects())
         .graceful_shutdown_on(stopped);
-    let runs = controller.store();
     let scope = namespace.unwrap_or("all namespaces").to_owned();
     let ready = async move {
         future::join3(
-            synced(runs, "jobruns", &scope),
-            synced(jobs, "jobs", &scope),
-            synced(templates, "jobtemplates", &scope),
+            runs.synced("jobruns", scope.clone()),
+            jobs.synced("jobs", scope.clone()),
+            templates.synced("jobtemplates", scope),
         )
         .await;
     };
@@ -185,16 +177,6 @@ where
         future::select(Box::pin(reconciled), Box::pin(template_informer)).await;
     };
     (run_loop, ready)
-}
-
-/// Completes once `store` has its first full list, and says so.
-async fn synced<K>(store: Store<K>, cache: &'static str, scope: &str)
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    let _ = store.wait_until_ready().await;
-    info!(cache, scope, "cache synced");
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,50 @@
+//! Watch-fed caches, and a signal for when each has its first full list.
+//!
+//! `Store::wait_until_ready` keeps one waker: when the Controller's own task
+//! and the readiness check both wait on the same store, one of them can miss
+//! the wake-up (seen here as `/readyz` stuck at 503). So readiness watches
+//! the event stream for `InitDone` instead.
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt};
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tracing::info;
+
+/// A cache of `K` and whether it has synced.
+pub struct Informer<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
+    pub store: Store<K>,
+    synced: watch::Receiver<bool>,
+}
+
+impl<K> Informer<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The cache of what `api` and `config` select, and the watch events
+    /// that keep it current; the events must be polled for the cache to fill.
+    pub fn new(
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> (Self, impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static) {
+        let (store, writer) = reflector::store();
+        let (synced_tx, synced) = watch::channel(false);
+        let events = watcher(api, config).default_backoff().reflect(writer).inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                synced_tx.send_replace(true);
+            }
+        });
+        (Self { store, synced }, events)
+    }
+
+    /// Completes once the cache has its first full list, and logs it.
+    pub async fn synced(mut self, cache: &'static str, scope: String) {
+        if self.synced.wait_for(|synced| *synced).await.is_ok() {
+            info!(cache, %scope, "cache synced");
+        }
+    }
+}
