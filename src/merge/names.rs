@@ -20,8 +20,10 @@ pub fn label_safe(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
     let hash: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     let keep = MAX_NAME_LENGTH - HASH_LENGTH - 1;
-    // Names are ASCII (DNS-1123); a label value must end in an alphanumeric.
-    let prefix = name[..keep].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    // API names are ASCII (DNS-1123), but `render` also reads files: cut on
+    // characters, and end on an alphanumeric as a label value must.
+    let prefix: String = name.chars().take(keep).collect();
+    let prefix = prefix.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     format!("{prefix}-{}", &hash[..HASH_LENGTH])
 }
 
@@ -49,6 +51,12 @@ mod tests {
     fn two_long_names_with_the_same_start_differ() {
         let base = "y".repeat(60);
         assert_ne!(label_safe(&format!("{base}-one")), label_safe(&format!("{base}-two")));
+    }
+
+    #[test]
+    fn a_long_name_with_multibyte_characters_is_cut_without_panicking() {
+        let safe = label_safe(&"é".repeat(70));
+        assert!(safe.ends_with(|c: char| c.is_ascii_hexdigit()));
     }
 
     #[test]
