@@ -62,6 +62,26 @@ impl OperatorProcess {
     }
 }
 
+impl OperatorProcess {
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit;
+    /// returns its exit status.
+    pub fn terminate(mut self, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| e.to_string())?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {pid} failed"));
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("the operator did not exit within {timeout:?} of SIGTERM"))
+    }
+}
+
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

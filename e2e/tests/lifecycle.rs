@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::objects::{failing_template, run, template};
-use e2e::operator::http_get;
+use e2e::operator::{OperatorProcess, http_get};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools, wait};
 use futures::FutureExt;
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             }),
             Test::new("a_missing_template_fails_the_run_with_one_failure_and_no_job", |e, ns| missing(e, ns).boxed()),
             Test::new("deleting_the_job_of_an_unfinished_run_records_job_lost", |e, ns| lost(e, ns).boxed()),
+            Test::new("the_operator_drains_and_exits_zero_on_sigterm", |e, ns| sigterm(e, ns).boxed()),
             Test::new("the_readmes_python_client_example_creates_a_run_that_succeeds", |e, ns| python(e, ns).boxed()),
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
@@ -261,5 +262,16 @@ async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
     ] {
         ensure(metrics.contains(metric), || format!("/metrics lacks {metric}:\n{metrics}"))?;
     }
+    Ok(())
+}
+
+async fn sigterm(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    // A second operator of its own, scoped to this test's namespace, so the
+    // shared one keeps serving the other tests undisturbed.
+    let operator = OperatorProcess::start(&env.cluster.kubeconfig_path, &["--namespace", &namespace])?;
+    let started = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| operator.terminate(Duration::from_secs(20)))?;
+    ensure(status.success(), || format!("exit status after SIGTERM: {status}"))?;
+    eprintln!("operator exited {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
     Ok(())
 }
