@@ -84,8 +84,8 @@ pub enum CliError {
     Render(#[from] merge::RenderError),
     #[error(transparent)]
     Manifest(#[from] crd::ManifestError),
-    #[error("invalid --log-level: {0}")]
-    LogFilter(String),
+    #[error("--log-level: {0}")]
+    Logging(#[from] telemetry::LoggingError),
     #[error(transparent)]
     Controller(#[from] reconciler::StartError),
 }
@@ -94,8 +94,7 @@ pub enum CliError {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Controller(args) => {
-            telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)
-                .map_err(CliError::LogFilter)?;
+            telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)?;
             reconciler::run(Scope::from_namespaces(args.namespaces), args.listen).await?;
             Ok(())
         }

@@ -11,6 +11,3 @@ mod manifests;
 pub use job_run::{CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, Phase};
 pub use job_template::{JobTemplate, JobTemplateSpec};
 pub use manifests::{ManifestError, crd_file_name, manifests, to_yaml};
-
-/// The API group of both resources.
-pub const GROUP: &str = "cellbytes.io";

@@ -63,9 +63,10 @@ impl Failure {
     }
 
     /// The API server's refusal to create the Job, when it is permanent:
-    /// 422 Invalid says the rendered Job itself is wrong. Any other answer
-    /// (throttling, a timeout, a webhook down) is worth retrying: `None`.
+    /// 422 Invalid says the rendered Job itself is wrong, and 400 is how an
+    /// admission webhook denies it. Any other answer (throttling, a timeout,
+    /// a webhook down, missing RBAC) is worth retrying: `None`.
     pub fn from_create_refusal(answer: &kube::core::Status) -> Option<Self> {
-        (answer.code == 422).then(|| Self::new(FailureReason::JobRejected, answer.message.clone()))
+        matches!(answer.code, 400 | 422).then(|| Self::new(FailureReason::JobRejected, answer.message.clone()))
     }
 }

@@ -11,7 +11,7 @@ mod render;
 mod status;
 
 pub use failure::{Failure, FailureReason};
-pub use names::{MAX_NAME_LENGTH, label_safe};
+pub use names::label_safe;
 pub use ownership::{adopt, is_controlled_by};
 pub use render::{ANNOTATION_RUN_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE, MANAGER, RenderError, render};
 pub use status::{failed, is_finished, job_name_for, status};

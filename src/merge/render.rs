@@ -6,7 +6,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use super::names::label_safe;
+use super::names::{is_dns_subdomain, label_safe};
 use crate::crd::{JobRun, JobTemplate};
 
 /// Label with the (label-safe) name of the template a Job was made from.
@@ -20,6 +20,12 @@ pub const MANAGER: &str = "job-template-run";
 /// Annotation with the run's full name, which labels may have had to cut.
 pub const ANNOTATION_RUN_NAME: &str = "cellbytes.io/job-run-name";
 
+/// Pod labels the Job controller sets to one Job's uid and name. Templates
+/// copied from `kubectl get job -o yaml` carry them, and the API server
+/// rejects a new Job whose pod template has another Job's values.
+const JOB_CONTROLLER_LABELS: [&str; 4] =
+    ["controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"];
+
 /// Why a template and a run cannot make a Job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -27,6 +33,8 @@ pub enum RenderError {
     NoContainers { template: String },
     #[error("JobRun has no {field}; a run read from the API server always has one")]
     RunWithoutIdentity { field: &'static str },
+    #[error("{kind} name {name:?} is not a valid Kubernetes name (a DNS-1123 subdomain)")]
+    InvalidName { kind: &'static str, name: String },
 }
 
 /// Builds the Job for `run` from `template`: the template's JobSpec, with
@@ -41,14 +49,17 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         .filter(|o| !o.uid.is_empty())
         .ok_or(RenderError::RunWithoutIdentity { field: "metadata.uid" })?;
 
+    for (kind, name) in [("JobRun", run_name), ("JobTemplate", template.metadata.name.as_deref().unwrap_or_default())] {
+        if !is_dns_subdomain(name) {
+            return Err(RenderError::InvalidName { kind, name: name.to_owned() });
+        }
+    }
     let labels = operator_labels(&template.name_any(), run_name);
     let mut spec = template.spec.0.clone();
     let pod = &mut spec.template;
-    pod.metadata
-        .get_or_insert_with(ObjectMeta::default)
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .extend(labels.clone());
+    let pod_labels = pod.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new);
+    pod_labels.retain(|key, _| !JOB_CONTROLLER_LABELS.contains(&key.as_str()));
+    pod_labels.extend(labels.clone());
 
     let container = pod
         .spec

@@ -6,8 +6,8 @@
 /// A transient failure of one reconciliation.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("JobRun {0} has no namespace")]
-    MissingNamespace(String),
+    #[error("cannot read JobRun {name}: {source}")]
+    GetRun { name: String, source: kube::Error },
     #[error("cannot read JobTemplate {name}: {source}")]
     GetTemplate { name: String, source: kube::Error },
     #[error("cannot read Job {name}: {source}")]
@@ -24,7 +24,7 @@ impl ReconcileError {
     /// A short, bounded label for the `reconcile_errors` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::MissingNamespace(_) => "missing_namespace",
+            Self::GetRun { .. } => "get_run",
             Self::GetTemplate { .. } => "get_template",
             Self::GetJob { .. } => "get_job",
             Self::CreateJob { .. } => "create_job",

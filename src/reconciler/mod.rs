@@ -19,11 +19,11 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-pub use context::{Backoff, Context};
+use context::{Backoff, Context};
 pub use error::ReconcileError;
 use informer::Informer;
 pub use permissions::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
-pub use reconcile::{error_policy, reconcile};
+use reconcile::{error_policy, reconcile};
 
 use crate::crd::{JobRun, JobTemplate};
 use crate::merge::{LABEL_MANAGED_BY, MANAGER};

@@ -23,25 +23,42 @@ const FIELD_MANAGER: &str = "job-template-run";
 /// Brings the run's status in line with its Job, creating the Job once.
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile_started();
+    let action = reconcile_run(&run, &ctx).await?;
+    ctx.backoff.reset(&ObjectRef::from_obj(run.as_ref()));
+    Ok(action)
+}
+
+async fn reconcile_run(run: &JobRun, ctx: &Context) -> Result<Action, ReconcileError> {
     if run.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let namespace = run.namespace().ok_or_else(|| ReconcileError::MissingNamespace(run.name_any()))?;
+    let Some(namespace) = run.namespace() else {
+        warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
+        return Ok(Action::await_change());
+    };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    let next = match find_job(&run, &namespace, &jobs, &ctx).await? {
+    if let Some(job) = find_job(run, &namespace, &jobs, ctx).await? {
+        return write_status(run, &runs, merge::status(Some(&job), run), ctx).await;
+    }
+    // No Job: the next step (create one, or declare it lost) cannot be undone,
+    // so decide on the live run, not on a cache that may lag our own writes.
+    let name = run.name_any();
+    let Some(run) = runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })? else {
+        return Ok(Action::await_change());
+    };
+    let next = match find_job(&run, &namespace, &jobs, ctx).await? {
         Some(job) => merge::status(Some(&job), &run),
         // One-shot: a finished run keeps its status after its Job is gone (TTL).
         None if merge::is_finished(&run) => return Ok(Action::await_change()),
         None if recorded_job(&run).is_some() => merge::failed(&run, &job_lost(&run), now()),
-        None => match create_job(&run, &namespace, &jobs, &ctx).await? {
+        None => match create_job(&run, &namespace, &jobs, ctx).await? {
             Ok(job) => merge::status(Some(&job), &run),
             Err(failure) => merge::failed(&run, &failure, now()),
         },
     };
-    write_status(&run, &namespace, next, &ctx).await?;
-    ctx.backoff.reset(&ObjectRef::from_obj(run.as_ref()));
-    Ok(Action::await_change())
+    write_status(&run, &runs, next, ctx).await
 }
 
 /// Retries a transient error with per-run exponential backoff.
@@ -134,19 +151,33 @@ fn now() -> Time {
 }
 
 /// Writes `next` through the status subresource, only when it changed, and
-/// records the events of what changed.
-async fn write_status(run: &JobRun, namespace: &str, next: JobRunStatus, ctx: &Context) -> Result<(), ReconcileError> {
+/// records the events of what changed. The write is conditional on the
+/// run's resourceVersion: a run read from a stale cache gets a 409, is left
+/// alone, and is reconciled again when its newer version arrives.
+async fn write_status(
+    run: &JobRun,
+    runs: &Api<JobRun>,
+    next: JobRunStatus,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
     let previous = run.status.clone().unwrap_or_default();
     if previous == next {
-        return Ok(());
+        return Ok(Action::await_change());
     }
-    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({ "apiVersion": JobRun::api_version(&()), "kind": JobRun::kind(&()), "status": next });
-    runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| ReconcileError::PatchStatus { name: run.name_any(), source })?;
-    announce(run, &previous, &next, ctx).await;
-    Ok(())
+    let patch = json!({
+        "apiVersion": JobRun::api_version(&()),
+        "kind": JobRun::kind(&()),
+        "metadata": { "resourceVersion": run.resource_version() },
+        "status": next,
+    });
+    match runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+        Ok(_) => {
+            announce(run, &previous, &next, ctx).await;
+            Ok(Action::await_change())
+        }
+        Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(Action::await_change()),
+        Err(source) => Err(ReconcileError::PatchStatus { name: run.name_any(), source }),
+    }
 }
 
 /// Events and metrics for a run that reached a final phase.

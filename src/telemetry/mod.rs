@@ -4,6 +4,6 @@ mod logging;
 mod metrics;
 mod server;
 
-pub use logging::init_logging;
-pub use metrics::{Metrics, ReconcileTimer};
+pub use logging::{LoggingError, init_logging};
+pub use metrics::Metrics;
 pub use server::{Readiness, ServeError, serve};
