@@ -15,7 +15,7 @@ build: ## Build the operator binary (debug)
 
 test: tools unit e2e ## Everything CI runs: installs tools, then unit + golden + chart tests, then the e2e suites
 
-unit: tools ## Tier 1: unit tests, fixture goldens, CRD drift and Helm chart checks (no cluster)
+unit: ## Tier 1: unit tests, fixture goldens, CRD drift and Helm chart checks (no cluster; builds Helm once)
 	HELM=$$(bash scripts/install-helm.sh) cargo test --workspace --exclude e2e
 	cargo test -p e2e --lib
 

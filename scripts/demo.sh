@@ -60,8 +60,8 @@ for _ in $(seq 1 30); do  # `kubectl wait` errors out while a new CRD has no sta
 done
 
 step "Running the operator"
-HEALTH_PORT=18080
-"$ROOT/target/debug/job-template-run" controller --listen "127.0.0.1:$HEALTH_PORT" --log-level info,kube=warn \
+HEALTH_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${CARGO_TARGET_DIR:-$ROOT/target}/debug/job-template-run" controller --listen "127.0.0.1:$HEALTH_PORT" --log-level info,kube=warn \
   2>"$WORK/operator.log" &
 OPERATOR_PID=$!
 for _ in $(seq 1 60); do

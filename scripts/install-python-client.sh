@@ -10,6 +10,11 @@ VENV="$CACHE_DIR/python-kubernetes-$VERSION"
 
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import kubernetes" 2>/dev/null; then
   echo "[install-python-client] installing kubernetes==$VERSION into $VENV" >&2
+  if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+    [[ $(id -u) -eq 0 ]] || { echo "[install-python-client] ERROR: python3 lacks venv; install python3-venv" >&2; exit 1; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } >&2
+  fi
+  rm -rf "$VENV"
   python3 -m venv "$VENV" >&2
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes==$VERSION" >&2 \
     || { echo "[install-python-client] ERROR: pip install kubernetes==$VERSION failed" >&2; exit 1; }

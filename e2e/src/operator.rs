@@ -44,14 +44,17 @@ impl OperatorProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let operator = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut operator = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
         operator.wait_ready(Duration::from_secs(60))?;
         Ok(operator)
     }
 
-    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("the operator exited with {status} before it was ready (its log is above)"));
+            }
             if http_get(&self.endpoint, "/readyz").is_ok_and(|(code, _)| code == 200) {
                 return Ok(());
             }

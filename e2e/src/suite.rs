@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use kube::Client;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -133,10 +136,22 @@ fn describe(settings: &Settings, kind: ClusterKind) -> String {
     format!("{source}, {kind:?}")
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 fn run_in_namespace(env: &Arc<Env>, name: String, body: TestFn) -> Result<(), Failed> {
     let result = env.runtime.block_on(async {
         let namespace = TestNamespace::create(&env.client, &name).await?;
-        let result = body(env.clone(), namespace.name.clone()).await;
+        // A panicking test still has its namespace cleaned up.
+        let result = AssertUnwindSafe(body(env.clone(), namespace.name.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
         namespace.finish(result.is_err() && env.settings.keep_failed).await;
         result
     });

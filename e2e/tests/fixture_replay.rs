@@ -24,7 +24,14 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     suite::main(ClusterKind::WithoutJobController, |settings| {
-        cases()
+        let cases = cases();
+        if cases.is_empty() {
+            // Replaying nothing must not look like a pass.
+            return vec![Test::new("the_fixtures_folder_has_cases", |_, _| {
+                async { Err(format!("no case folders in {}", fixtures_dir().display())) }.boxed()
+            })];
+        }
+        cases
             .into_iter()
             .map(|dir| {
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -72,8 +79,10 @@ async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), St
     ));
     let result = check(&client, &namespace, &case, &run).await;
     let _ = stop.send(());
-    let _ = operator.await;
-    result
+    match operator.await {
+        Ok(Err(error)) => Err(format!("the operator failed to start: {error}")),
+        _ => result,
+    }
 }
 
 /// Creates the template, any existing Job and the run, as the case gives

@@ -46,8 +46,27 @@ fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/job-template-run")
 }
 
-/// `helm install <release> chart -n <namespace> --wait`, plus `extra` flags.
-fn install(env: &Env, release: &str, namespace: &str, extra: &[&str]) -> Result<(), String> {
+/// A Helm release, uninstalled when dropped, so its cluster-scoped
+/// ClusterRole and binding do not outlive the test's namespace.
+struct Release {
+    name: String,
+    namespace: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = Command::new(helm())
+            .args(["uninstall", &self.name, "--namespace", &self.namespace, "--wait"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output();
+    }
+}
+
+/// `helm install <release> chart -n <namespace>`, plus `extra` flags, waiting
+/// until its objects exist. Cluster-scoped names carry the release name, so
+/// the release is named after the namespace.
+fn install(env: &Env, release: &str, namespace: &str, extra: &[&str]) -> Result<Release, String> {
     let helm = helm();
     if !helm.exists() {
         return Err(format!("{} is missing: run `bash scripts/install-helm.sh`", helm.display()));
@@ -55,16 +74,15 @@ fn install(env: &Env, release: &str, namespace: &str, extra: &[&str]) -> Result<
     let output = Command::new(&helm)
         .args(["install", release])
         .arg(chart())
-        .args(["--namespace", namespace, "--wait", "--timeout", "90s"])
+        .args(["--namespace", namespace, "--timeout", "90s"])
         .args(extra)
         .env("KUBECONFIG", &env.cluster.kubeconfig_path)
         .output()
         .map_err(|e| format!("cannot run helm: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("helm install failed: {}", String::from_utf8_lossy(&output.stderr)))
+    if !output.status.success() {
+        return Err(format!("helm install failed: {}", String::from_utf8_lossy(&output.stderr)));
     }
+    Ok(Release { name: release.into(), namespace: namespace.into(), kubeconfig: env.cluster.kubeconfig_path.clone() })
 }
 
 async fn allowed(env: &Env, user: &str, namespace: &str, permission: &Permission, verb: &str) -> Result<bool, String> {
@@ -95,7 +113,7 @@ async fn allowed(env: &Env, user: &str, namespace: &str, permission: &Permission
 
 async fn helm_install(env: Arc<Env>, namespace: String) -> Result<(), String> {
     let release = "job-template-run";
-    tokio::task::block_in_place(|| install(&env, release, &namespace, &[]))?;
+    let _release = tokio::task::block_in_place(|| install(&env, release, &namespace, &[]))?;
     let client = env.client.clone();
     Api::<ServiceAccount>::namespaced(client.clone(), &namespace).get(release).await.map_err(|e| e.to_string())?;
     Api::<Deployment>::namespaced(client.clone(), &namespace).get(release).await.map_err(|e| e.to_string())?;
@@ -134,7 +152,11 @@ async fn image_lifecycle(env: Arc<Env>, namespace: String) -> Result<(), String>
     let release = "jtr-image";
     let account = "jtr-image-job-template-run";
     let watch = format!("watchNamespaces={{{namespace}}}");
-    tokio::task::block_in_place(|| install(&env, release, &namespace, &["--set", &watch]))?;
+    // The operator runs from the image below; the chart's own Deployment
+    // (simulated on kwok, real elsewhere) is scaled to zero so it cannot compete.
+    let _release = tokio::task::block_in_place(|| {
+        install(&env, release, &namespace, &["--set", &watch, "--set", "replicaCount=0"])
+    })?;
     let kubeconfig = service_account_kubeconfig(&env, &namespace, account).await?;
     let image_present = Command::new("docker").args(["image", "inspect", OPERATOR_IMAGE]).output();
     if !image_present.is_ok_and(|o| o.status.success()) {
