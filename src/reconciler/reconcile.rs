@@ -42,6 +42,11 @@ async fn reconcile_run(run: &JobRun, ctx: &Context) -> Result<Action, ReconcileE
     if let Some(job) = find_job(run, &namespace, &jobs, ctx).await? {
         return write_status(run, &runs, merge::status(Some(&job), run), ctx).await;
     }
+    // One-shot: a finished run keeps its status after its Job is gone (TTL).
+    // A cached run that is finished is truly finished: the phase is final.
+    if merge::is_finished(run) {
+        return Ok(Action::await_change());
+    }
     // No Job: the next step (create one, or declare it lost) cannot be undone,
     // so decide on the live run, not on a cache that may lag our own writes.
     let name = run.name_any();
@@ -50,7 +55,6 @@ async fn reconcile_run(run: &JobRun, ctx: &Context) -> Result<Action, ReconcileE
     };
     let next = match find_job(&run, &namespace, &jobs, ctx).await? {
         Some(job) => merge::status(Some(&job), &run),
-        // One-shot: a finished run keeps its status after its Job is gone (TTL).
         None if merge::is_finished(&run) => return Ok(Action::await_change()),
         None if recorded_job(&run).is_some() => merge::failed(&run, &job_lost(&run), now()),
         None => match create_job(&run, &namespace, &jobs, ctx).await? {
