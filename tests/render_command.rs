@@ -57,33 +57,28 @@ fn a_template_without_containers_is_a_one_line_error() {
     assert!(stderr.contains("has no containers"), "{stderr}");
 }
 
+/// Renders the echo fixture's template with a run whose `metadata` is given.
+fn render_run_with_metadata(file: &str, metadata: &str) -> Output {
+    let dir = std::env::temp_dir().join(format!("jtr-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = dir.join(file);
+    let yaml = format!(
+        "apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata:\n{metadata}spec:\n  templateRef: echo-template\n"
+    );
+    std::fs::write(&run, yaml).expect("writable");
+    render(&[&fixture("args-on-the-run-replace-the-template-args", "template.yaml"), &run])
+}
+
 #[test]
 fn a_run_name_that_is_not_a_kubernetes_name_is_a_one_line_error() {
-    let dir = std::env::temp_dir().join(format!("jtr-render-name-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let run = dir.join("run.yaml");
-    std::fs::write(
-        &run,
-        "apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata:\n  name: My_Run\n  namespace: demo\n  uid: 0b6f6ea9-1b8e-4c54-9d5e-2f1c4f0d2a11\nspec:\n  templateRef: echo-template\n",
-    )
-    .expect("writable");
-    let case = "args-on-the-run-replace-the-template-args";
-    let stderr = one_line_error(&render(&[&fixture(case, "template.yaml"), &run]));
+    let metadata = "  name: My_Run\n  namespace: demo\n  uid: 0b6f6ea9-1b8e-4c54-9d5e-2f1c4f0d2a11\n";
+    let stderr = one_line_error(&render_run_with_metadata("bad-name.yaml", metadata));
     assert!(stderr.contains("JobRun name \"My_Run\" is not a valid Kubernetes name"), "{stderr}");
 }
 
 #[test]
 fn a_run_without_a_uid_is_a_one_line_error() {
-    let dir = std::env::temp_dir().join(format!("jtr-render-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let run = dir.join("run.yaml");
-    std::fs::write(
-        &run,
-        "apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata:\n  name: r\n  namespace: demo\nspec:\n  templateRef: echo-template\n",
-    )
-    .expect("writable");
-    let case = "args-on-the-run-replace-the-template-args";
-    let stderr = one_line_error(&render(&[&fixture(case, "template.yaml"), &run]));
+    let stderr = one_line_error(&render_run_with_metadata("no-uid.yaml", "  name: r\n  namespace: demo\n"));
     assert!(stderr.contains("metadata.uid"), "{stderr}");
 }
 
