@@ -1,5 +1,5 @@
-//! Tools the suites run (kubectl, helm, python): the project's scripts
-//! install them into one cache folder.
+//! Tools the suites run (kubectl, helm, python): an environment variable
+//! names one, or the project's scripts install it into one cache folder.
 
 use std::path::PathBuf;
 
@@ -10,7 +10,22 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/job-template-run"))
 }
 
-/// A file inside the cache folder.
-pub fn cached(relative: &str) -> PathBuf {
-    cache_dir().join(relative)
+/// `$variable` if set, else `relative` inside the cache folder.
+fn from_env_or_cache(variable: &str, relative: &str) -> PathBuf {
+    std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| cache_dir().join(relative))
+}
+
+/// `KUBECTL`, or the kubectl built with the cluster binaries.
+pub fn kubectl() -> PathBuf {
+    from_env_or_cache("KUBECTL", "k8s-v1.35.4/bin/kubectl")
+}
+
+/// `HELM`, or the one `scripts/install-helm.sh` builds.
+pub fn helm() -> PathBuf {
+    from_env_or_cache("HELM", "bin/helm")
+}
+
+/// `PYTHON`, or the virtualenv `scripts/install-python-client.sh` makes.
+pub fn python() -> PathBuf {
+    from_env_or_cache("PYTHON", "python-kubernetes-37.0.2/bin/python")
 }

@@ -133,8 +133,7 @@ async fn typo(env: Arc<Env>, namespace: String) -> Result<(), String> {
     );
     let path = env.cluster.scratch_dir().join(format!("typo-{namespace}.yaml"));
     std::fs::write(&path, manifest).map_err(|e| e.to_string())?;
-    let kubectl =
-        std::env::var_os("KUBECTL").map(Into::into).unwrap_or_else(|| tools::cached("k8s-v1.35.4/bin/kubectl"));
+    let kubectl = tools::kubectl();
     let output = tokio::process::Command::new(kubectl)
         .args(["apply", "-f"])
         .arg(&path)

@@ -164,7 +164,7 @@ async fn kubectl_wait(env: Arc<Env>, name: String) -> Result<(), String> {
     ns.create_run(run(&ns.name, "good", "echo", &[])?).await?;
     ns.create_run(run(&ns.name, "bad", "broken", &[])?).await?;
     for run in ["good", "bad"] {
-        let output = tokio::process::Command::new(kubectl())
+        let output = tokio::process::Command::new(tools::kubectl())
             .args(["wait", "--for=condition=Finished", &format!("jobrun/{run}"), "-n", &ns.name, "--timeout=90s"])
             .env("KUBECONFIG", &env.cluster.kubeconfig_path)
             .output()
@@ -177,16 +177,9 @@ async fn kubectl_wait(env: Arc<Env>, name: String) -> Result<(), String> {
     Ok(())
 }
 
-/// kubectl from `KUBECTL`, or the one built with the cluster binaries.
-fn kubectl() -> PathBuf {
-    std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| tools::cached("k8s-v1.35.4/bin/kubectl"))
-}
-
 async fn python(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    let python = std::env::var_os("PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tools::cached("python-kubernetes-37.0.2/bin/python"));
+    let python = tools::python();
     ensure(python.exists(), || {
         format!("{} is missing: run `bash scripts/install-python-client.sh`", python.display())
     })?;

@@ -38,10 +38,6 @@ fn main() -> ExitCode {
     })
 }
 
-fn helm() -> PathBuf {
-    std::env::var_os("HELM").map(PathBuf::from).unwrap_or_else(|| tools::cached("bin/helm"))
-}
-
 fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/job-template-run")
 }
@@ -56,7 +52,7 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = Command::new(helm())
+        let _ = Command::new(tools::helm())
             .args(["uninstall", &self.name, "--namespace", &self.namespace, "--wait"])
             .env("KUBECONFIG", &self.kubeconfig)
             .output();
@@ -67,7 +63,7 @@ impl Drop for Release {
 /// until its objects exist. Cluster-scoped names carry the release name, so
 /// the release is named after the namespace.
 fn install(env: &Env, release: &str, namespace: &str, extra: &[&str]) -> Result<Release, String> {
-    let helm = helm();
+    let helm = tools::helm();
     if !helm.exists() {
         return Err(format!("{} is missing: run `bash scripts/install-helm.sh`", helm.display()));
     }
