@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
@@ -59,6 +60,32 @@ pub struct ControllerArgs {
     /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,kube=warn`).
     #[arg(long, env = "JTR_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// How long a run waits for a missing JobTemplate before it fails with
+    /// `TemplateNotFound` (so a run applied just before its template works).
+    #[arg(long, env = "JTR_TEMPLATE_GRACE_SECONDS", default_value_t = 10)]
+    pub template_grace_seconds: u64,
+    /// How often an unfinished run is looked at again with no event (plus
+    /// up to a tenth of it, spread by run), so a missed change is noticed.
+    #[arg(long, env = "JTR_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_seconds: u64,
+    /// Reconciles at once, per watched namespace (or for all).
+    #[arg(long, env = "JTR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// How long the watches may fail before /healthz answers 503.
+    #[arg(long, env = "JTR_WATCH_FAILURE_SECONDS", default_value_t = 120)]
+    pub watch_failure_seconds: u64,
+}
+
+impl ControllerArgs {
+    /// The operator's options from the flags.
+    pub fn options(&self) -> reconciler::Options {
+        let mut options = reconciler::Options::new(Scope::from_namespaces(self.namespaces.clone()), self.listen);
+        options.settings.template_grace = Duration::from_secs(self.template_grace_seconds);
+        options.settings.resync = Duration::from_secs(self.resync_seconds);
+        options.concurrency = self.concurrency;
+        options.watch_failure_bound = Duration::from_secs(self.watch_failure_seconds);
+        options
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Controller(args) => {
             telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)?;
-            reconciler::run(Scope::from_namespaces(args.namespaces), args.listen).await?;
+            reconciler::run(args.options()).await?;
             Ok(())
         }
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),

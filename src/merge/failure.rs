@@ -11,7 +11,8 @@ pub enum FailureReason {
     TemplateNotFound,
     /// The template cannot make a Job (for example, it has no container).
     InvalidTemplate,
-    /// The API server refused the rendered Job (HTTP 422).
+    /// The API server or an admission policy refused the rendered Job
+    /// (400, 422, or a 403 from an admission webhook or policy).
     JobRejected,
     /// A Job with the run's Job name exists and belongs to someone else.
     JobNameConflict,
@@ -61,12 +62,102 @@ impl Failure {
     pub fn invalid_template(error: &RenderError) -> Self {
         Self::new(FailureReason::InvalidTemplate, error.to_string())
     }
+}
 
-    /// The API server's refusal to create the Job, when it is permanent:
-    /// 422 Invalid says the rendered Job itself is wrong, and 400 is how an
-    /// admission webhook denies it. Any other answer (throttling, a timeout,
-    /// a webhook down, missing RBAC) is worth retrying: `None`.
-    pub fn from_create_refusal(answer: &kube::core::Status) -> Option<Self> {
-        matches!(answer.code, 400 | 422).then(|| Self::new(FailureReason::JobRejected, answer.message.clone()))
+/// What the API server answered to a Job create that did not succeed (a
+/// 409 is handled before: it means the Job exists). `code` 0 stands for no
+/// answer at all (a timeout, a connection refused).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Refusal {
+    #[serde(default)]
+    pub code: u16,
+    /// The API's machine-readable reason (`Forbidden`, `Invalid`, …); may be empty.
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Refusal {
+    /// The refusal in a `kube::Error`.
+    pub fn from_error(error: &kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => {
+                Self { code: status.code, reason: status.reason.clone(), message: status.message.clone() }
+            }
+            other => Self { code: 0, reason: String::new(), message: other.to_string() },
+        }
+    }
+
+    /// The permanent failure this refusal means for the run, if it is one:
+    /// 422 Invalid (the Job itself is wrong), 400, and a 403 whose message says
+    /// an admission webhook or a ValidatingAdmissionPolicy denied the request.
+    /// Everything else (RBAC, quota, throttling, 5xx, no answer) may pass:
+    /// `None`, and the create is retried.
+    pub fn permanent(&self) -> Option<Failure> {
+        let denied_by_admission = self.code == 403
+            && ((self.message.contains("admission webhook") && self.message.contains("denied the request"))
+                || (self.message.contains("ValidatingAdmissionPolicy") && self.message.contains("denied request")));
+        (matches!(self.code, 400 | 422) || denied_by_admission)
+            .then(|| Failure::new(FailureReason::JobRejected, self.message.clone()))
+    }
+
+    /// A short CamelCase reason for a refusal that is retried, for the
+    /// run's `JobCreated=False` condition.
+    pub fn retry_reason(&self) -> &'static str {
+        match self.code {
+            0 => "ApiUnreachable",
+            403 if self.message.contains("exceeded quota") => "QuotaExceeded",
+            401 | 403 => "Forbidden",
+            429 => "TooManyRequests",
+            500..=599 => "ApiServerError",
+            _ => "CreateFailed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(code: u16, message: &str) -> Refusal {
+        Refusal { code, reason: String::new(), message: message.into() }
+    }
+
+    #[test]
+    fn invalid_and_bad_request_refusals_are_permanent() {
+        for code in [400, 422] {
+            let failure = refusal(code, "spec.template: Invalid").permanent().expect("permanent");
+            assert_eq!(failure.reason, FailureReason::JobRejected);
+            assert_eq!(failure.message, "spec.template: Invalid");
+        }
+    }
+
+    #[test]
+    fn admission_denials_with_403_are_permanent() {
+        let webhook = r#"admission webhook "jobs.example.com" denied the request: no jobs on Sundays"#;
+        let policy =
+            r#"jobs.batch "r" is forbidden: ValidatingAdmissionPolicy 'no-jobs' with binding 'b' denied request: no"#;
+        for message in [webhook, policy] {
+            assert_eq!(refusal(403, message).permanent().map(|f| f.reason), Some(FailureReason::JobRejected));
+        }
+    }
+
+    #[test]
+    fn rbac_quota_throttling_server_errors_and_no_answer_are_retried() {
+        let cases = [
+            (403, r#"jobs.batch is forbidden: User "x" cannot create resource "jobs""#, "Forbidden"),
+            (403, r#"jobs.batch "r" is forbidden: exceeded quota: q, requested: count/jobs.batch=1"#, "QuotaExceeded"),
+            (429, "too many requests", "TooManyRequests"),
+            (500, "etcdserver: request timed out", "ApiServerError"),
+            (503, "unavailable", "ApiServerError"),
+            (0, "connection refused", "ApiUnreachable"),
+            (404, "namespace gone", "CreateFailed"),
+        ];
+        for (code, message, reason) in cases {
+            let answer = refusal(code, message);
+            assert_eq!(answer.permanent(), None, "{code} {message}");
+            assert_eq!(answer.retry_reason(), reason, "{code} {message}");
+        }
     }
 }

@@ -4,14 +4,24 @@
 //! the run's status is. The reconciler and the offline `render` command call
 //! the same functions, and the fixtures in `fixtures/` pin their behaviour.
 
+mod decide;
 mod failure;
 mod names;
+mod notes;
 mod ownership;
 mod render;
 mod status;
 
-pub use failure::{Failure, FailureReason};
+pub use decide::{
+    CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,
+    holds_finalizer, release_orphan,
+};
+pub use failure::{Failure, FailureReason, Refusal};
 pub use names::label_safe;
+pub use notes::{MAX_NOTE_BYTES, Note, cut_note, notes};
 pub use ownership::{adopt, is_controlled_by};
-pub use render::{ANNOTATION_RUN_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE, MANAGER, RenderError, render};
-pub use status::{failed, is_finished, job_name_for, status};
+pub use render::{
+    ANNOTATION_RUN_NAME, ANNOTATION_TEMPLATE_GENERATION, FINALIZER, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE,
+    MANAGER, RenderError, render,
+};
+pub use status::{CONDITION_FINISHED, failed, is_finished, job_name_for, status};

@@ -19,6 +19,13 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "job-template-run";
 /// Annotation with the run's full name, which labels may have had to cut.
 pub const ANNOTATION_RUN_NAME: &str = "cellbytes.io/job-run-name";
+/// Annotation with the `metadata.generation` of the template the Job was
+/// rendered from: the run keeps what it was made of, even when the template
+/// changes or goes later.
+pub const ANNOTATION_TEMPLATE_GENERATION: &str = "cellbytes.io/job-template-generation";
+/// The operator's finalizer on every Job it creates: the Job stays until
+/// the run's status records its outcome, even with `ttlSecondsAfterFinished`.
+pub const FINALIZER: &str = "cellbytes.io/run-status";
 
 /// Pod labels the Job controller sets to one Job's uid and name. Templates
 /// copied from `kubectl get job -o yaml` carry them, and the API server
@@ -35,6 +42,10 @@ pub enum RenderError {
     RunWithoutIdentity { field: &'static str },
     #[error("{kind} name {name:?} is not a valid Kubernetes name (a DNS-1123 subdomain)")]
     InvalidName { kind: &'static str, name: String },
+    #[error(
+        "JobTemplate {template} makes an Indexed Job, whose pods are named <job name>-<index>, and that must be a DNS label (at most 63 characters, no dots): the JobRun name {run:?} is too long or has dots; use a shorter name without dots"
+    )]
+    NameUnfitForIndexedJob { template: String, run: String },
 }
 
 /// Builds the Job for `run` from `template`: the template's JobSpec, with
@@ -54,8 +65,12 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
             return Err(RenderError::InvalidName { kind, name: name.to_owned() });
         }
     }
-    let labels = operator_labels(&template.name_any(), run_name);
     let mut spec = template.spec.0.clone();
+    let job_name = label_safe(run_name);
+    if spec.completion_mode.as_deref() == Some("Indexed") && !fits_indexed_hostnames(&job_name, spec.completions) {
+        return Err(RenderError::NameUnfitForIndexedJob { template: template.name_any(), run: run_name.to_owned() });
+    }
+    let labels = operator_labels(&template.name_any(), run_name);
     let pod = &mut spec.template;
     let pod_labels = pod.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new);
     pod_labels.retain(|key, _| !JOB_CONTROLLER_LABELS.contains(&key.as_str()));
@@ -73,18 +88,30 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         container.args = non_empty(args);
     }
 
+    let mut annotations = BTreeMap::from([(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned())]);
+    if let Some(generation) = template.metadata.generation {
+        annotations.insert(ANNOTATION_TEMPLATE_GENERATION.to_owned(), generation.to_string());
+    }
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(label_safe(run_name)),
+            name: Some(job_name),
             namespace: Some(namespace),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned())])),
+            annotations: Some(annotations),
             owner_references: Some(vec![owner]),
+            finalizers: Some(vec![FINALIZER.to_owned()]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),
         status: None,
     })
+}
+
+/// The pods of an Indexed Job get the hostname `<job name>-<index>`, which
+/// must be a DNS label: no dots, at most 63 characters with the largest index.
+fn fits_indexed_hostnames(job_name: &str, completions: Option<i32>) -> bool {
+    let largest_index = completions.unwrap_or(1).saturating_sub(1).max(0);
+    !job_name.contains('.') && job_name.len() + 1 + largest_index.to_string().len() <= 63
 }
 
 /// An empty override clears the field; the API server would drop `[]` anyway.

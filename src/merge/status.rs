@@ -63,7 +63,12 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
 /// already mirrored from a Job is kept; a run that never had a Job counts
 /// `failed: 1`, as the Python original did.
 pub fn failed(run: &JobRun, failure: &Failure, at: Time) -> JobRunStatus {
-    let previous = run.status.clone().unwrap_or_default();
+    failed_from(run.status.clone().unwrap_or_default(), run, failure, at)
+}
+
+/// [`failed`], on top of `previous` instead of the run's recorded status
+/// (for a Job deleted before it finished: its last counts).
+pub fn failed_from(previous: JobRunStatus, run: &JobRun, failure: &Failure, at: Time) -> JobRunStatus {
     let had_job = previous.job_name.is_some();
     let mut conditions = previous.conditions.unwrap_or_default();
     for type_ in ["Failed", CONDITION_FINISHED] {
@@ -85,6 +90,36 @@ pub fn failed(run: &JobRun, failure: &Failure, at: Time) -> JobRunStatus {
         conditions: Some(conditions),
         ..previous
     }
+}
+
+/// A run that has no Job yet and waits for something: phase `Pending` and
+/// one `False` condition saying what. The condition keeps its previous
+/// transition time while its reason and message stay the same, so waiting
+/// again writes nothing.
+pub fn waiting(run: &JobRun, type_: &str, reason: &str, message: String, at: Time) -> JobRunStatus {
+    let previous = run.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|conditions| {
+        conditions.iter().find(|c| {
+            c.type_ == type_
+                && c.status == "False"
+                && c.reason.as_deref() == Some(reason)
+                && c.message == Some(message.clone())
+        })
+    });
+    let condition = JobCondition {
+        type_: type_.to_owned(),
+        status: "False".to_owned(),
+        reason: Some(reason.to_owned()),
+        message: Some(message),
+        last_transition_time: Some(previous.and_then(|c| c.last_transition_time.clone()).unwrap_or(at)),
+        last_probe_time: None,
+    };
+    JobRunStatus { conditions: Some(vec![condition]), ..status(None, run) }
+}
+
+/// True when the Job has ended (`Complete=True` or `Failed=True`).
+pub fn job_finished(job: &Job) -> bool {
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    phase_of(conditions, true).is_final()
 }
 
 /// Only `Complete=True` and `Failed=True` end a Job. The interim conditions

@@ -9,17 +9,44 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use tokio::sync::watch;
+
 use crate::crd::{JobRun, JobTemplate};
+use crate::merge::Settings;
 use crate::telemetry::Metrics;
 
 /// Shared state of one controller (one per watched namespace, or one for all).
 pub struct Context {
     pub client: Client,
+    pub runs: Store<JobRun>,
     pub templates: Store<JobTemplate>,
     pub jobs: Store<Job>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: Backoff,
+    pub settings: Settings,
+    pub gate: Gate,
+}
+
+/// Whether reconciles may act: all caches have synced, and this replica
+/// leads (always true without leader election).
+#[derive(Clone)]
+pub struct Gate {
+    pub synced: watch::Receiver<bool>,
+    pub leading: watch::Receiver<bool>,
+}
+
+impl Gate {
+    /// Completes once every cache has its first full list: before that, a
+    /// missing Job or template may only be missing from the cache.
+    pub async fn wait(&self) {
+        let mut synced = self.synced.clone();
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+
+    pub fn leading(&self) -> bool {
+        *self.leading.borrow()
+    }
 }
 
 /// Per-run exponential backoff for transient errors: 1 s, 2 s, 4 s … 5 min.

@@ -18,6 +18,12 @@ pub enum ReconcileError {
     ConflictVanished(String),
     #[error("cannot write the status of JobRun {name}: {source}")]
     PatchStatus { name: String, source: kube::Error },
+    #[error("cannot set the finalizer of Job {name}: {source}")]
+    PatchJob { name: String, source: kube::Error },
+    #[error("Job {0} should have its finalizer set, but no Job was seen")]
+    NoJobToPatch(String),
+    #[error("JobRun {0} needed more steps than one reconcile takes; trying again")]
+    TooManySteps(String),
 }
 
 impl ReconcileError {
@@ -30,6 +36,9 @@ impl ReconcileError {
             Self::CreateJob { .. } => "create_job",
             Self::ConflictVanished(_) => "conflict_vanished",
             Self::PatchStatus { .. } => "patch_status",
+            Self::PatchJob { .. } => "patch_job",
+            Self::NoJobToPatch(_) => "no_job_to_patch",
+            Self::TooManySteps(_) => "too_many_steps",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Watch-fed caches, and a signal for when each has its first full list.
+//! Watch-fed caches, pruned to what the decisions read, and a signal for
+//! when each has its first full list.
 //!
 //! `Store::wait_until_ready` keeps one waker: when the Controller's own task
 //! and the readiness check both wait on the same store, one of them can miss
@@ -6,6 +7,7 @@
 //! the event stream for `InitDone` instead.
 
 use std::fmt::Debug;
+use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use kube::Api;
@@ -13,7 +15,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
+
+use crate::telemetry::Health;
 
 /// A cache of `K` and whether it has synced.
 pub struct Informer<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
@@ -25,19 +29,32 @@ impl<K> Informer<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    /// The cache of what `api` and `config` select, and the watch events
-    /// that keep it current; the events must be polled for the cache to fill.
+    /// The cache of what `api` and `config` select, each object cut down by
+    /// `prune` before it is stored, and the watch events that keep it
+    /// current (they must be polled for the cache to fill). Failures and
+    /// recoveries of the watch are reported to `health` under `name`.
     pub fn new(
         api: Api<K>,
         config: watcher::Config,
+        prune: fn(&mut K),
+        name: String,
+        health: Health,
     ) -> (Self, impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static) {
         let (store, writer) = reflector::store();
         let (synced_tx, synced) = watch::channel(false);
-        let events = watcher(api, config).default_backoff().reflect(writer).inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                synced_tx.send_replace(true);
-            }
-        });
+        let events =
+            watcher(api, config).default_backoff().modify(prune).reflect(writer).inspect(move |event| match event {
+                Ok(event) => {
+                    health.watch_ok(&name);
+                    if matches!(event, watcher::Event::InitDone) {
+                        synced_tx.send_replace(true);
+                    }
+                }
+                Err(error) => {
+                    health.watch_failed(&name, Instant::now());
+                    warn!(watch = %name, %error, "watch failed, retrying with backoff");
+                }
+            });
         (Self { store, synced }, events)
     }
 
@@ -47,4 +64,34 @@ where
             info!(cache, %scope, "cache synced");
         }
     }
+}
+
+/// Drops what no decision reads: the managed fields and the last-applied
+/// annotation of every object.
+pub fn prune_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// A cached Job keeps its metadata and status: the decisions read its
+/// name, owner, finalizers, deletion and status, never its pod template.
+pub fn prune_job(job: &mut k8s_openapi::api::batch::v1::Job) {
+    prune_metadata(&mut job.metadata);
+    job.spec = None;
+}
+
+/// A finished run never renders a Job again: its overrides are dropped
+/// from the cache (they can be 2 MiB each); an unfinished one keeps them.
+pub fn prune_run(run: &mut crate::crd::JobRun) {
+    prune_metadata(&mut run.metadata);
+    if crate::merge::is_finished(run) {
+        run.spec.command = None;
+        run.spec.args = None;
+    }
+}
+
+pub fn prune_template(template: &mut crate::crd::JobTemplate) {
+    prune_metadata(&mut template.metadata);
 }

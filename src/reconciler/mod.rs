@@ -5,29 +5,33 @@
 mod context;
 mod error;
 mod informer;
+mod janitor;
 mod permissions;
 mod reconcile;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
-use context::{Backoff, Context};
+use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
-use informer::Informer;
+use informer::{Informer, prune_job, prune_run, prune_template};
 pub use permissions::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+pub use reconcile::FIELD_MANAGER;
 use reconcile::{error_policy, reconcile};
 
 use crate::crd::{JobRun, JobTemplate};
-use crate::merge::{LABEL_MANAGED_BY, MANAGER};
-use crate::telemetry::{self, Metrics, Readiness};
+use crate::merge::{self, LABEL_MANAGED_BY, MANAGER, Settings};
+use crate::telemetry::{self, Health, Metrics};
 
 /// Which namespaces the operator watches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,23 +69,48 @@ pub enum StartError {
     ServeIo(#[source] std::io::Error),
 }
 
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub scope: Scope,
+    /// Address of /healthz, /readyz and /metrics.
+    pub listen: SocketAddr,
+    pub settings: Settings,
+    /// Reconciles at once, per watched namespace (or for all).
+    pub concurrency: u16,
+    /// How long a watch may fail before /healthz answers 503.
+    pub watch_failure_bound: Duration,
+}
+
+impl Options {
+    /// The defaults of the `controller` command for `scope` and `listen`.
+    pub fn new(scope: Scope, listen: SocketAddr) -> Self {
+        Self {
+            scope,
+            listen,
+            settings: Settings::default(),
+            concurrency: 32,
+            watch_failure_bound: Duration::from_secs(120),
+        }
+    }
+}
+
 /// Runs the operator until SIGTERM or Ctrl-C, then drains in-flight
 /// reconciliations and stops.
-pub async fn run(scope: Scope, listen: SocketAddr) -> Result<(), StartError> {
+pub async fn run(options: Options) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
-    run_with_client(client, scope, listen, shutdown_signal()).await
+    run_with_client(client, options, shutdown_signal()).await
 }
 
 /// Runs the operator with `client` until `shutdown` completes. The e2e
 /// suites call this to run the operator in-process.
 pub async fn run_with_client(
     client: Client,
-    scope: Scope,
-    listen: SocketAddr,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
-    let readiness = Readiness::default();
+    let health = Health::new(options.watch_failure_bound);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut stop_rx = stop_rx.clone();
@@ -95,20 +124,21 @@ pub async fn run_with_client(
         let _ = stop_tx.send(true);
     });
 
-    let server = telemetry::serve(listen, metrics.clone(), readiness.clone(), stopped()).await?;
-    info!(%listen, ?scope, "starting job-template-run controller");
+    let server = telemetry::serve(options.listen, metrics.clone(), health.clone(), stopped()).await?;
+    info!(listen = %options.listen, scope = ?options.scope, "starting job-template-run controller");
+    let (_leading_tx, leading) = watch::channel(true);
+    health.set_leading(true);
 
-    let namespaces: Vec<Option<String>> = match &scope {
+    let namespaces: Vec<Option<String>> = match &options.scope {
         Scope::All => vec![None],
         Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     };
-    let (controllers, ready_signals): (Vec<_>, Vec<_>) = namespaces
-        .iter()
-        .map(|namespace| controller(&client, namespace.as_deref(), metrics.clone(), stopped()))
-        .unzip();
+    let shared = Shared { client, metrics, health: health.clone(), options: options.clone(), leading };
+    let (controllers, ready_signals): (Vec<_>, Vec<_>) =
+        namespaces.iter().map(|namespace| controller(&shared, namespace.as_deref(), stopped())).unzip();
     tokio::spawn(async move {
         future::join_all(ready_signals).await;
-        readiness.set_ready();
+        health.set_synced();
         info!("caches synced, ready");
     });
     let (served, _) = tokio::join!(server, future::join_all(controllers));
@@ -117,42 +147,96 @@ pub async fn run_with_client(
     Ok(())
 }
 
+/// What every namespace's controller shares.
+struct Shared {
+    client: Client,
+    metrics: Arc<Metrics>,
+    health: Health,
+    options: Options,
+    leading: watch::Receiver<bool>,
+}
+
 /// One controller for one namespace (or all): its run loop, and a future
 /// that completes when its three caches have synced.
 fn controller<S>(
-    client: &Client,
+    shared: &Shared,
     namespace: Option<&str>,
-    metrics: Arc<Metrics>,
     stopped: S,
 ) -> (impl Future<Output = ()> + use<S>, impl Future<Output = ()> + use<S>)
 where
     S: Future<Output = ()> + Send + Sync + 'static,
 {
-    let (templates, template_events) = Informer::new(api::<JobTemplate>(client, namespace), watcher::Config::default());
-    let template_informer = template_events.for_each(|event| {
-        if let Err(error) = event {
-            warn!(%error, "JobTemplate watch failed, retrying with backoff");
-        }
-        future::ready(())
-    });
+    let client = &shared.client;
+    let scope = namespace.unwrap_or("all namespaces").to_owned();
+    let informer = |kind: &str| format!("{kind} in {scope}");
+    let (templates, template_events) = Informer::new(
+        api::<JobTemplate>(client, namespace),
+        watcher::Config::default(),
+        prune_template,
+        informer("jobtemplates"),
+        shared.health.clone(),
+    );
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let (jobs, job_events) = Informer::new(api::<Job>(client, namespace), managed);
-    let (runs, run_events) = Informer::new(api::<JobRun>(client, namespace), watcher::Config::default());
+    let (jobs, job_events) =
+        Informer::new(api::<Job>(client, namespace), managed, prune_job, informer("jobs"), shared.health.clone());
+    let (runs, run_events) = Informer::new(
+        api::<JobRun>(client, namespace),
+        watcher::Config::default(),
+        prune_run,
+        informer("jobruns"),
+        shared.health.clone(),
+    );
 
+    let (synced_tx, synced) = watch::channel(false);
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
+        runs: runs.store.clone(),
         templates: templates.store.clone(),
         jobs: jobs.store.clone(),
         recorder: Recorder::new(client.clone(), reporter),
-        metrics,
+        metrics: shared.metrics.clone(),
         backoff: Backoff::default(),
+        settings: shared.options.settings.clone(),
+        gate: Gate { synced, leading: shared.leading.clone() },
     });
+
+    // Jobs being deleted while they hold the operator's finalizer also go
+    // to the janitor: their run may be gone, and nothing else would let go.
+    let (doomed_tx, doomed_rx) = futures::channel::mpsc::unbounded::<Job>();
+    let job_events = job_events.inspect(move |event| {
+        if let Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) = event
+            && job.metadata.deletion_timestamp.is_some()
+            && merge::holds_finalizer(job)
+        {
+            let _ = doomed_tx.unbounded_send(job.clone());
+        }
+    });
+    let janitor = Controller::for_stream(doomed_rx.map(Ok), jobs.store.clone())
+        .with_config(controller::Config::default().concurrency(shared.options.concurrency))
+        .run(janitor::release, janitor::error_policy, context.clone())
+        .for_each(|_| future::ready(()));
+
+    // A template that appears (or changes) wakes the runs waiting for it.
+    let waiting_runs = runs.store.clone();
+    let template_wakes = move |template: JobTemplate| {
+        let (name, namespace) = (template.name_any(), template.namespace());
+        waiting_runs
+            .state()
+            .into_iter()
+            .filter(|run| run.spec.template_ref == name && run.namespace() == namespace && !merge::is_finished(run))
+            .map(|run| ObjectRef::from_obj(run.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let leadership_gained = leadership_gained(shared.leading.clone());
+    let config = controller::Config::default().concurrency(shared.options.concurrency);
     // A deleted Job must wake its run (JobLost), so Job deletions count too.
     let controller = Controller::for_stream(run_events.applied_objects(), runs.store.clone())
+        .with_config(config)
         .owns_stream(job_events.touched_objects())
+        .watches_stream(template_events.touched_objects(), template_wakes)
+        .reconcile_all_on(leadership_gained)
         .graceful_shutdown_on(stopped);
-    let scope = namespace.unwrap_or("all namespaces").to_owned();
     let ready = async move {
         future::join3(
             runs.synced("jobruns", scope.clone()),
@@ -160,6 +244,7 @@ where
             templates.synced("jobtemplates", scope),
         )
         .await;
+        synced_tx.send_replace(true);
     };
     let run_loop = async move {
         let reconciled = controller.run(reconcile, error_policy, context).for_each(|result| {
@@ -173,10 +258,23 @@ where
             }
             future::ready(())
         });
-        // The template informer has no end of its own; it stops with the controller.
-        future::select(Box::pin(reconciled), Box::pin(template_informer)).await;
+        // The janitor's steps are idempotent: it stops with the controller.
+        future::select(Box::pin(reconciled), Box::pin(janitor)).await;
     };
     (run_loop, ready)
+}
+
+/// Fires each time this replica becomes the leader: every run is looked at
+/// again, since the previous leader may have left work half-done.
+fn leadership_gained(leading: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(leading, |mut leading| async move {
+        loop {
+            leading.changed().await.ok()?;
+            if *leading.borrow_and_update() {
+                return Some(((), leading));
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

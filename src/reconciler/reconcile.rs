@@ -1,9 +1,11 @@
-//! One reconciliation of a JobRun: fetch inputs, render, create, write status.
+//! One reconciliation of a JobRun: observe, ask [`merge::decide`] for the
+//! next step, execute it. Every decision is in the pure table; this file
+//! only reads, writes and reports.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -14,55 +16,31 @@ use tracing::{info, warn};
 
 use super::context::Context;
 use super::error::ReconcileError;
-use crate::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
-use crate::merge::{self, Failure, FailureReason};
+use crate::crd::{JobRun, JobRunStatus, JobTemplate};
+use crate::merge::{self, FINALIZER, Next, Observed, Refusal, Step};
 
-/// The field manager of the operator's status writes.
-const FIELD_MANAGER: &str = "job-template-run";
+/// The field manager of the operator's writes.
+pub const FIELD_MANAGER: &str = "job-template-run";
+
+/// Bounds the steps of one reconcile: read live, create, then one write.
+const MAX_STEPS: usize = 4;
 
 /// Brings the run's status in line with its Job, creating the Job once.
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    ctx.gate.wait().await;
+    if !ctx.gate.leading() {
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile_started();
-    let action = reconcile_run(&run, &ctx).await?;
-    ctx.backoff.reset(&ObjectRef::from_obj(run.as_ref()));
+    let key = ObjectRef::from_obj(run.as_ref());
+    let next = reconcile_run(run, &ctx).await?;
+    let action = match next {
+        Next::Change => Action::await_change(),
+        Next::After(delay) => Action::requeue(delay),
+        Next::Backoff => return Ok(Action::requeue(ctx.backoff.next_delay(key))),
+    };
+    ctx.backoff.reset(&key);
     Ok(action)
-}
-
-async fn reconcile_run(run: &JobRun, ctx: &Context) -> Result<Action, ReconcileError> {
-    if run.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let Some(namespace) = run.namespace() else {
-        warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
-        return Ok(Action::await_change());
-    };
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), &namespace);
-
-    if let Some(job) = find_job(run, &namespace, &jobs, ctx).await? {
-        return write_status(run, &runs, merge::status(Some(&job), run), ctx).await;
-    }
-    // One-shot: a finished run keeps its status after its Job is gone (TTL).
-    // A cached run that is finished is truly finished: the phase is final.
-    if merge::is_finished(run) {
-        return Ok(Action::await_change());
-    }
-    // No Job: the next step (create one, or declare it lost) cannot be undone,
-    // so decide on the live run, not on a cache that may lag our own writes.
-    let name = run.name_any();
-    let Some(run) = runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })? else {
-        return Ok(Action::await_change());
-    };
-    let next = match find_job(&run, &namespace, &jobs, ctx).await? {
-        Some(job) => merge::status(Some(&job), &run),
-        None if merge::is_finished(&run) => return Ok(Action::await_change()),
-        None if recorded_job(&run).is_some() => merge::failed(&run, &job_lost(&run), now()),
-        None => match create_job(&run, &namespace, &jobs, ctx).await? {
-            Ok(job) => merge::status(Some(&job), &run),
-            Err(failure) => merge::failed(&run, &failure, now()),
-        },
-    };
-    write_status(&run, &runs, next, ctx).await
 }
 
 /// Retries a transient error with per-run exponential backoff.
@@ -72,86 +50,160 @@ pub fn error_policy(run: Arc<JobRun>, error: &ReconcileError, ctx: Arc<Context>)
     Action::requeue(ctx.backoff.next_delay(ObjectRef::from_obj(run.as_ref())))
 }
 
-fn recorded_job(run: &JobRun) -> Option<&str> {
-    run.status.as_ref()?.job_name.as_deref()
+/// What one reconcile has seen so far; owned, so live reads can replace it.
+struct Seen {
+    run: Arc<JobRun>,
+    job: Option<Arc<Job>>,
+    template: Option<Arc<JobTemplate>>,
+    live: bool,
+    refusal: Option<Refusal>,
 }
 
-/// The run's Job, if one exists that this run controls. The cache may lag
-/// behind a create, so a run that already recorded its Job asks the API
-/// server before concluding the Job is gone.
-async fn find_job(
-    run: &JobRun,
-    namespace: &str,
-    jobs: &Api<Job>,
-    ctx: &Context,
-) -> Result<Option<Job>, ReconcileError> {
-    let name = merge::job_name_for(run);
-    let cached = ctx.jobs.get(&ObjectRef::new(&name).within(namespace));
-    let job = match cached {
-        Some(job) => Some(Job::clone(&job)),
-        None if recorded_job(run).is_some() => {
-            jobs.get_opt(&name).await.map_err(|source| ReconcileError::GetJob { name: name.clone(), source })?
+async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
+    let Some(namespace) = run.namespace() else {
+        warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
+        return Ok(Next::Change);
+    };
+    let api = Apis {
+        runs: Api::namespaced(ctx.client.clone(), &namespace),
+        jobs: Api::namespaced(ctx.client.clone(), &namespace),
+        templates: Api::namespaced(ctx.client.clone(), &namespace),
+    };
+    let job_name = merge::job_name_for(&run);
+    let mut seen = Seen {
+        job: ctx.jobs.get(&ObjectRef::new(&job_name).within(&namespace)),
+        template: ctx.templates.get(&ObjectRef::new(&run.spec.template_ref).within(&namespace)),
+        run,
+        live: false,
+        refusal: None,
+    };
+    for _ in 0..MAX_STEPS {
+        let other_run_exists = seen.job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
+            ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| {
+                other.uid() == Some(owner.uid.clone()) && other.meta().deletion_timestamp.is_none()
+            })
+        });
+        let observed = Observed {
+            run: &seen.run,
+            job: seen.job.as_deref(),
+            template: seen.template.as_deref(),
+            live: seen.live,
+            refusal: seen.refusal.as_ref(),
+            other_run_exists,
+            now: Timestamp::now(),
+        };
+        match merge::decide(&observed, &ctx.settings) {
+            Step::Done => return Ok(Next::Change),
+            Step::Wait(next) => return Ok(next),
+            Step::Write(status, next) => {
+                write_status(&seen.run, &api.runs, *status, ctx).await?;
+                return Ok(next);
+            }
+            step @ (Step::Protect | Step::Release) => {
+                let job = seen.job.as_deref().ok_or_else(|| ReconcileError::NoJobToPatch(job_name.clone()))?;
+                set_finalizer(job, &api.jobs, step == Step::Protect).await?;
+                return Ok(Next::Change);
+            }
+            Step::ReadLive => {
+                let name = seen.run.name_any();
+                let Some(run) =
+                    api.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?
+                else {
+                    return Ok(Next::Change);
+                };
+                let job_name = merge::job_name_for(&run);
+                let job = api
+                    .jobs
+                    .get_opt(&job_name)
+                    .await
+                    .map_err(|source| ReconcileError::GetJob { name: job_name.clone(), source })?;
+                let template_name = &run.spec.template_ref;
+                let template = api
+                    .templates
+                    .get_opt(template_name)
+                    .await
+                    .map_err(|source| ReconcileError::GetTemplate { name: template_name.clone(), source })?;
+                seen = Seen {
+                    run: Arc::new(run),
+                    job: job.map(Arc::new),
+                    template: template.map(Arc::new),
+                    live: true,
+                    refusal: None,
+                };
+            }
+            Step::Create(job) => match create_job(&seen.run, &job, &api.jobs, ctx).await? {
+                Created::Job(created) => {
+                    // The created Job's watch event wakes the run to mirror it;
+                    // the resync is a safety net should that event be missed.
+                    seen.job = Some(Arc::new(created));
+                    return Ok(Next::After(ctx.settings.resync));
+                }
+                Created::Exists(existing) => {
+                    seen.job = Some(Arc::new(existing));
+                    seen.live = true;
+                }
+                Created::Refused(refusal) => seen.refusal = Some(refusal),
+            },
         }
-        None => None,
-    };
-    Ok(job.filter(|job| merge::is_controlled_by(job, run)))
-}
-
-/// The template from the cache; on a miss, one live GET before declaring
-/// it missing (the cache may not have seen a template created just now).
-async fn find_template(run: &JobRun, namespace: &str, ctx: &Context) -> Result<Option<JobTemplate>, ReconcileError> {
-    let name = &run.spec.template_ref;
-    if let Some(template) = ctx.templates.get(&ObjectRef::new(name).within(namespace)) {
-        return Ok(Some(JobTemplate::clone(&template)));
     }
-    let templates: Api<JobTemplate> = Api::namespaced(ctx.client.clone(), namespace);
-    templates.get_opt(name).await.map_err(|source| ReconcileError::GetTemplate { name: name.clone(), source })
+    Err(ReconcileError::TooManySteps(seen.run.name_any()))
 }
 
-/// Renders and creates the run's Job. `Ok(Err(_))` is a permanent failure
-/// of the run; `Err(_)` a transient error to retry.
-async fn create_job(
-    run: &JobRun,
-    namespace: &str,
-    jobs: &Api<Job>,
-    ctx: &Context,
-) -> Result<Result<Job, Failure>, ReconcileError> {
-    let Some(template) = find_template(run, namespace, ctx).await? else {
-        return Ok(Err(Failure::template_not_found(&run.spec.template_ref)));
-    };
-    let job = match merge::render(&template, run) {
-        Ok(job) => job,
-        Err(error) => return Ok(Err(Failure::invalid_template(&error))),
-    };
+/// The namespaced APIs one reconcile uses.
+struct Apis {
+    runs: Api<JobRun>,
+    jobs: Api<Job>,
+    templates: Api<JobTemplate>,
+}
+
+enum Created {
+    Job(Job),
+    /// The name was taken: the Job there now, read live.
+    Exists(Job),
+    Refused(Refusal),
+}
+
+async fn create_job(run: &JobRun, job: &Job, jobs: &Api<Job>, ctx: &Context) -> Result<Created, ReconcileError> {
     let name = job.name_any();
-    match jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &job).await {
+    match jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, job).await {
         Ok(created) => {
             ctx.metrics.job_created();
             info!(jobrun = %run.name_any(), job = %name, "created Job");
-            publish(ctx, run, EventType::Normal, "JobCreated", format!("Created Job {name}")).await;
-            Ok(Ok(created))
+            publish(ctx, run, EventType::Normal, "JobCreated", &format!("Created Job {name}")).await;
+            Ok(Created::Job(created))
         }
         Err(kube::Error::Api(answer)) if answer.is_already_exists() => {
             let existing =
                 jobs.get_opt(&name).await.map_err(|source| ReconcileError::GetJob { name: name.clone(), source })?;
-            let existing = existing.ok_or_else(|| ReconcileError::ConflictVanished(name.clone()))?;
-            Ok(merge::adopt(existing, run))
+            existing.map(Created::Exists).ok_or(ReconcileError::ConflictVanished(name))
         }
-        Err(kube::Error::Api(answer)) => match Failure::from_create_refusal(&answer) {
-            Some(failure) => Ok(Err(failure)),
-            None => Err(ReconcileError::CreateJob { name, source: kube::Error::Api(answer) }),
-        },
-        Err(source) => Err(ReconcileError::CreateJob { name, source }),
+        Err(error) => {
+            let refusal = Refusal::from_error(&error);
+            warn!(jobrun = %run.name_any(), job = %name, code = refusal.code, %error, "Job create refused");
+            Ok(Created::Refused(refusal))
+        }
     }
 }
 
-fn job_lost(run: &JobRun) -> Failure {
-    let name = recorded_job(run).unwrap_or_default();
-    Failure::new(FailureReason::JobLost, format!("Job {name:?} was deleted before it finished"))
-}
-
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
+/// Adds (`protect`) or removes the operator's finalizer. The patch carries
+/// the Job's resourceVersion, so it never overwrites a finalizer someone
+/// else added meanwhile; a 409 is retried with the newer Job.
+pub async fn set_finalizer(job: &Job, jobs: &Api<Job>, protect: bool) -> Result<(), ReconcileError> {
+    let mut finalizers: Vec<String> = job.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if protect {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let patch = json!({ "metadata": { "resourceVersion": job.resource_version(), "finalizers": finalizers } });
+    let name = job.name_any();
+    match jobs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            info!(job = %name, protect, "set the Job's finalizer");
+            Ok(())
+        }
+        // The Job is already gone: nothing to hold or let go.
+        Err(kube::Error::Api(answer)) if answer.code == 404 => Ok(()),
+        Err(source) => Err(ReconcileError::PatchJob { name, source }),
+    }
 }
 
 /// Writes `next` through the status subresource, only when it changed, and
@@ -163,10 +215,10 @@ async fn write_status(
     runs: &Api<JobRun>,
     next: JobRunStatus,
     ctx: &Context,
-) -> Result<Action, ReconcileError> {
+) -> Result<(), ReconcileError> {
     let previous = run.status.clone().unwrap_or_default();
     if previous == next {
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let patch = json!({
         "apiVersion": JobRun::api_version(&()),
@@ -176,41 +228,29 @@ async fn write_status(
     });
     match runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
         Ok(_) => {
-            announce(run, &previous, &next, ctx).await;
-            Ok(Action::await_change())
+            if let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) {
+                ctx.metrics.run_finished(phase.as_str());
+            }
+            for note in merge::notes(&previous, &next) {
+                let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
+                publish(ctx, run, type_, &note.reason, &note.note).await;
+            }
+            Ok(())
         }
-        Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(Action::await_change()),
+        Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(()),
         Err(source) => Err(ReconcileError::PatchStatus { name: run.name_any(), source }),
     }
 }
 
-/// Events and metrics for a run that reached a final phase.
-async fn announce(run: &JobRun, previous: &JobRunStatus, next: &JobRunStatus, ctx: &Context) {
-    let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) else {
-        return;
-    };
-    ctx.metrics.run_finished(phase.as_str());
-    // `error` is set exactly when the operator itself failed the run: its
-    // reason (TemplateNotFound, JobRejected, JobLost, …) is the news.
-    let failed_by_operator = next
-        .error
-        .as_ref()
-        .and_then(|_| next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True"));
-    let (type_, reason, note) = match failed_by_operator {
-        Some(failed) => (
-            EventType::Warning,
-            failed.reason.clone().unwrap_or_else(|| "Failed".into()),
-            failed.message.clone().unwrap_or_default(),
-        ),
-        None if phase == Phase::Succeeded => (EventType::Normal, "Finished".into(), "JobRun succeeded".into()),
-        None => (EventType::Warning, "Finished".into(), "JobRun failed".into()),
-    };
-    publish(ctx, run, type_, &reason, note).await;
-}
-
 /// Records an Event on the run; a failure to do so is logged, not retried.
-async fn publish(ctx: &Context, run: &JobRun, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+async fn publish(ctx: &Context, run: &JobRun, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(merge::cut_note(note)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
     if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
         warn!(jobrun = %run.name_any(), %error, "cannot record event");
     }

@@ -1,9 +1,11 @@
 //! Logs, metrics and the health/metrics HTTP endpoint.
 
+mod health;
 mod logging;
 mod metrics;
 mod server;
 
+pub use health::Health;
 pub use logging::{LoggingError, init_logging};
 pub use metrics::Metrics;
-pub use server::{Readiness, ServeError, serve};
+pub use server::{ServeError, serve};

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,21 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use super::health::Health;
 use super::metrics::Metrics;
-
-/// Set once every informer cache has synced; `/readyz` answers 200 from then.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn set_ready(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// The endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +23,7 @@ pub struct ServeError {
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    readiness: Readiness,
+    health: Health,
 }
 
 /// Binds `address` now (so a taken port fails at start-up), then serves
@@ -45,23 +31,29 @@ struct AppState {
 pub async fn serve(
     address: SocketAddr,
     metrics: Arc<Metrics>,
-    readiness: Readiness,
+    health: Health,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = Result<(), std::io::Error>>, ServeError> {
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| ServeError { address, source })?;
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { metrics, readiness });
+        .with_state(AppState { metrics, health });
     Ok(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
 }
 
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.health.live(std::time::Instant::now()) {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    match state.health.ready(std::time::Instant::now()) {
+        Ok(body) => (StatusCode::OK, body.to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

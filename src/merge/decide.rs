@@ -1,0 +1,258 @@
+//! The reconciler's decisions, written once: what it saw in, the next step
+//! out. No client, no clock (`now` comes in), no randomness. The reconciler
+//! executes the step and the fixtures in `fixtures/` replay the same table.
+//!
+//! | the run and what exists                          | step                                            |
+//! |--------------------------------------------------|-------------------------------------------------|
+//! | finished, or being deleted                       | release its Job's finalizer, else nothing, ever |
+//! | its Job (controlled by this run's uid)           | protect it (finalizer), then mirror its status  |
+//! | its Job, being deleted before it finished        | `Failed/JobLost` with the Job's last counts     |
+//! | a Job of a gone or previous run of the same name | wait for the garbage collector                  |
+//! | a Job of anyone else                             | `Failed/JobNameConflict` (confirmed live)       |
+//! | no Job; the create was refused for good          | `Failed/JobRejected`                            |
+//! | no Job; the create failed and may pass           | `JobCreated=False`, retry with backoff          |
+//! | no Job, though one was recorded                  | `Failed/JobLost` (confirmed live)               |
+//! | no Job, no template, within the grace period     | `TemplateReady=False`, wait for it              |
+//! | no Job, no template, after the grace period      | `Failed/TemplateNotFound` (confirmed live)      |
+//! | no Job, a template that makes no Job             | `Failed/InvalidTemplate` (confirmed live)       |
+//! | no Job, a template                               | create the Job                                  |
+//!
+//! An unfinished run is looked at again every resync period (with a jitter
+//! from its uid), so a change that no watch event reported is noticed.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::failure::{Failure, FailureReason, Refusal};
+use super::ownership::is_controlled_by;
+use super::render::{FINALIZER, render};
+use super::status::{failed, failed_from, is_finished, job_finished, job_name_for, status, waiting};
+use crate::crd::{JobRun, JobRunStatus, JobTemplate};
+
+/// Condition of a run that waits for its template.
+pub const CONDITION_TEMPLATE_READY: &str = "TemplateReady";
+/// Condition of a run whose Job could not be created yet.
+pub const CONDITION_JOB_CREATED: &str = "JobCreated";
+
+/// The operator's tunables that decisions depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a run waits for a missing template before it fails.
+    pub template_grace: Duration,
+    /// How often an unfinished run is looked at with no event.
+    pub resync: Duration,
+    /// How soon to look again while a previous run's Job is being removed.
+    pub previous_job_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            template_grace: Duration::from_secs(10),
+            resync: Duration::from_secs(300),
+            previous_job_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the reconciler saw of one run.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    pub run: &'a JobRun,
+    /// The Job that has the run's Job name, whoever owns it.
+    pub job: Option<&'a Job>,
+    /// The run's template, if it exists.
+    pub template: Option<&'a JobTemplate>,
+    /// True when `run`, `job` and `template` were just read from the API
+    /// server; false when they come from the watch caches, which may lag.
+    pub live: bool,
+    /// The API server's answer to this reconcile's Job create, when it was
+    /// neither a success nor "already exists".
+    pub refusal: Option<&'a Refusal>,
+    /// For a `job` controlled by a JobRun other than `run`: whether that
+    /// run still exists (and is not being deleted).
+    pub other_run_exists: bool,
+    pub now: Timestamp,
+}
+
+/// What to do next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Nothing to do, ever: the run is finished (or being deleted) and its
+    /// Job holds no finalizer of ours.
+    Done,
+    /// The caches may lag and the next step cannot be undone: read the run,
+    /// its Job and its template from the API server, and decide again.
+    ReadLive,
+    /// Create this Job; decide again with the created Job or the refusal.
+    Create(Box<Job>),
+    /// Add the operator's finalizer to the run's Job (a Job made before the
+    /// operator had one), so it cannot vanish unseen.
+    Protect,
+    /// Remove the operator's finalizer from the run's Job: the run's status
+    /// records everything it needs from it.
+    Release,
+    /// Write this status (the executor skips a write that changes nothing),
+    /// then come back as `Next` says.
+    Write(Box<JobRunStatus>, Next),
+    /// Nothing to change now; come back as `Next` says.
+    Wait(Next),
+}
+
+/// When to reconcile the run again, besides on any change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Only on a change (a final status; the write itself wakes the run).
+    Change,
+    /// After this long.
+    After(Duration),
+    /// After the run's next backoff delay: something failed that may pass.
+    Backoff,
+}
+
+/// The decision table (see the module's documentation).
+pub fn decide(seen: &Observed<'_>, settings: &Settings) -> Step {
+    let run = seen.run;
+    let ours = seen.job.filter(|job| is_controlled_by(job, run));
+    if is_finished(run) || run.metadata.deletion_timestamp.is_some() {
+        return if ours.is_some_and(holds_finalizer) { Step::Release } else { Step::Done };
+    }
+    let resync = Next::After(resync_delay(run, settings));
+    if let Some(job) = ours {
+        let deleted = job.metadata.deletion_timestamp.is_some();
+        if !deleted && !holds_finalizer(job) {
+            return Step::Protect;
+        }
+        let mirrored = status(Some(job), run);
+        let next = if deleted && !job_finished(job) {
+            let lost = Failure::new(
+                FailureReason::JobLost,
+                format!("Job {:?} was deleted before it finished", job.name_any()),
+            );
+            failed_from(mirrored, run, &lost, Time(seen.now))
+        } else {
+            mirrored
+        };
+        let then = if next.phase.is_some_and(|p| p.is_final()) { Next::Change } else { resync };
+        return Step::Write(Box::new(next), then);
+    }
+    if let Some(job) = seen.job {
+        if job.metadata.deletion_timestamp.is_some() || is_previous_runs(job, run, seen.other_run_exists) {
+            let message = format!(
+                "Job {:?} of a previous JobRun of this name is being deleted; waiting for it to go",
+                job.name_any()
+            );
+            let status = waiting(run, CONDITION_JOB_CREATED, "PreviousJobExists", message, Time(seen.now));
+            return Step::Write(Box::new(status), Next::After(settings.previous_job_retry));
+        }
+        return fail_live(
+            seen,
+            Failure::new(
+                FailureReason::JobNameConflict,
+                format!("Job {:?} already exists and is not controlled by this JobRun", job.name_any()),
+            ),
+        );
+    }
+    if let Some(refusal) = seen.refusal {
+        return match refusal.permanent() {
+            Some(failure) => Step::Write(Box::new(failed(run, &failure, Time(seen.now))), Next::Change),
+            None => {
+                let message = format!("cannot create Job {:?} yet: {}", job_name_for(run), refusal.message);
+                let status = waiting(run, CONDITION_JOB_CREATED, refusal.retry_reason(), message, Time(seen.now));
+                Step::Write(Box::new(status), Next::Backoff)
+            }
+        };
+    }
+    if let Some(name) = run.status.as_ref().and_then(|s| s.job_name.as_deref()) {
+        let lost = Failure::new(FailureReason::JobLost, format!("Job {name:?} was deleted before it finished"));
+        return fail_live(seen, lost);
+    }
+    let Some(template) = seen.template else {
+        let created = run.metadata.creation_timestamp.as_ref().map_or(seen.now, |t| t.0);
+        let deadline = created.checked_add(settings.template_grace).unwrap_or(created);
+        if seen.now < deadline {
+            let message = format!(
+                "JobTemplate {:?} not found in the JobRun's namespace; waiting for it to appear",
+                run.spec.template_ref
+            );
+            let status = waiting(run, CONDITION_TEMPLATE_READY, "TemplateNotFound", message, Time(seen.now));
+            let left = seen.now.duration_until(deadline).unsigned_abs();
+            return Step::Write(Box::new(status), Next::After(left));
+        }
+        return fail_live(seen, Failure::template_not_found(&run.spec.template_ref));
+    };
+    match render(template, run) {
+        Ok(job) => Step::Create(Box::new(job)),
+        Err(error) => fail_live(seen, Failure::invalid_template(&error)),
+    }
+}
+
+/// Whether the operator may let go of a Job that is being deleted, seen
+/// from the Job's side: its run (`owner`, read live by the name in the
+/// Job's controller reference) is gone, is another run of the same name, or
+/// is being deleted itself. Jobs the operator never protected stay alone.
+pub fn release_orphan(job: &Job, owner: Option<&JobRun>) -> bool {
+    holds_finalizer(job)
+        && job.metadata.deletion_timestamp.is_some()
+        && owner.is_none_or(|run| !is_controlled_by(job, run) || run.metadata.deletion_timestamp.is_some())
+}
+
+/// The JobRun named in the Job's controller reference, if a JobRun controls it.
+pub fn controlling_run(job: &Job) -> Option<&OwnerReference> {
+    job.owner_references().iter().find(|o| {
+        o.controller == Some(true) && o.kind == "JobRun" && o.api_version.split('/').next() == Some("cellbytes.io")
+    })
+}
+
+/// True when the Job carries the operator's finalizer.
+pub fn holds_finalizer(job: &Job) -> bool {
+    job.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// A failure that cannot be undone is declared only on what the API
+/// server says now, never on a cache.
+fn fail_live(seen: &Observed<'_>, failure: Failure) -> Step {
+    if seen.live {
+        Step::Write(Box::new(failed(seen.run, &failure, Time(seen.now))), Next::Change)
+    } else {
+        Step::ReadLive
+    }
+}
+
+/// A Job controlled by a JobRun that is not this run: one of the same name
+/// (so the earlier run, deleted and created again), or one that is gone.
+fn is_previous_runs(job: &Job, run: &JobRun, other_run_exists: bool) -> bool {
+    controlling_run(job).is_some_and(|owner| Some(&owner.name) == run.metadata.name.as_ref() || !other_run_exists)
+}
+
+/// The resync period plus up to a tenth of it, spread by the run's uid so
+/// that many runs made at once are not all looked at again at once.
+fn resync_delay(run: &JobRun, settings: &Settings) -> Duration {
+    let uid = run.metadata.uid.as_deref().unwrap_or_default();
+    // FNV-1a: a stable spread, not a secret.
+    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    settings.resync + settings.resync.mul_f64((hash % 1000) as f64 / 10_000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resync_delay_is_spread_by_uid_within_a_tenth_of_the_period() {
+        let settings = Settings::default();
+        let delay = |uid: &str| {
+            let mut run = JobRun::new("r", Default::default());
+            run.metadata.uid = Some(uid.into());
+            resync_delay(&run, &settings)
+        };
+        let delays: Vec<Duration> = (0..50).map(|i| delay(&format!("uid-{i}"))).collect();
+        assert!(delays.iter().all(|d| *d >= settings.resync && *d < settings.resync.mul_f64(1.1)));
+        assert_eq!(delay("same"), delay("same"));
+        assert!(delays.iter().any(|d| *d != delays[0]), "all runs got the same delay");
+    }
+}

@@ -1,0 +1,135 @@
+//! Which Events a status change deserves: decided from the statuses alone,
+//! so a repeated write of the same situation never repeats an Event.
+
+use crate::crd::{JobRunStatus, Phase};
+
+/// The API's limit on an Event's note, in bytes.
+pub const MAX_NOTE_BYTES: usize = 1024;
+
+/// One Event to record on the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+/// The Events for a run whose status goes from `previous` to `next`:
+/// - reaching a final phase: `Finished` (Normal on success, Warning on
+///   failure), or the operator's own failure reason (`TemplateNotFound`,
+///   `JobRejected`, `JobLost`, …) with its message;
+/// - a new reason to wait (`TemplateReady=False`, `JobCreated=False`): a
+///   Warning with its reason and message, once per distinct message.
+pub fn notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let final_now = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p));
+    if let Some(phase) = final_now {
+        let failed_by_operator = next
+            .error
+            .as_ref()
+            .and_then(|_| next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True"));
+        notes.push(match failed_by_operator {
+            Some(failed) => Note {
+                warning: true,
+                reason: failed.reason.clone().unwrap_or_else(|| "Failed".into()),
+                note: failed.message.clone().unwrap_or_default(),
+            },
+            None if phase == Phase::Succeeded => {
+                Note { warning: false, reason: "Finished".into(), note: "JobRun succeeded".into() }
+            }
+            None => Note { warning: true, reason: "Finished".into(), note: "JobRun failed".into() },
+        });
+        return notes;
+    }
+    let seen_before = |reason: &Option<String>, message: &Option<String>| {
+        previous
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.status == "False" && &c.reason == reason && &c.message == message)
+    };
+    for waiting in next.conditions.iter().flatten().filter(|c| c.status == "False") {
+        if !seen_before(&waiting.reason, &waiting.message) {
+            notes.push(Note {
+                warning: true,
+                reason: waiting.reason.clone().unwrap_or_else(|| waiting.type_.clone()),
+                note: waiting.message.clone().unwrap_or_default(),
+            });
+        }
+    }
+    notes
+}
+
+/// `note` cut to the API's limit, on a character boundary, with a mark
+/// that it was cut.
+pub fn cut_note(note: &str) -> String {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note.to_owned();
+    }
+    const MARK: &str = " …";
+    let mut end = MAX_NOTE_BYTES - MARK.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &note[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::JobCondition;
+
+    fn waiting(reason: &str, message: &str) -> JobRunStatus {
+        JobRunStatus {
+            phase: Some(Phase::Pending),
+            conditions: Some(vec![JobCondition {
+                type_: "JobCreated".into(),
+                status: "False".into(),
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_reason_to_wait_is_one_warning_and_the_same_one_again_is_none() {
+        let first = waiting("QuotaExceeded", "exceeded quota: q");
+        assert_eq!(
+            notes(&JobRunStatus::default(), &first),
+            [Note { warning: true, reason: "QuotaExceeded".into(), note: "exceeded quota: q".into() }]
+        );
+        assert!(notes(&first, &first.clone()).is_empty());
+        assert_eq!(notes(&first, &waiting("QuotaExceeded", "exceeded quota: other")).len(), 1);
+    }
+
+    #[test]
+    fn a_success_is_one_normal_finished_event_and_only_once() {
+        let done = JobRunStatus { phase: Some(Phase::Succeeded), ..Default::default() };
+        let running = JobRunStatus { phase: Some(Phase::Running), ..Default::default() };
+        assert_eq!(
+            notes(&running, &done),
+            [Note { warning: false, reason: "Finished".into(), note: "JobRun succeeded".into() }]
+        );
+        assert!(notes(&done, &done).is_empty());
+    }
+
+    #[test]
+    fn a_job_failure_is_a_warning_finished_event() {
+        let failed = JobRunStatus { phase: Some(Phase::Failed), ..Default::default() };
+        assert_eq!(notes(&JobRunStatus::default(), &failed)[0].reason, "Finished");
+        assert!(notes(&JobRunStatus::default(), &failed)[0].warning);
+    }
+
+    #[test]
+    fn a_note_is_cut_to_1024_bytes_on_a_character_boundary() {
+        let long = "é".repeat(700);
+        let cut = cut_note(&long);
+        assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(" …"));
+        assert_eq!(cut_note("short"), "short");
+        let exact = "a".repeat(MAX_NOTE_BYTES);
+        assert_eq!(cut_note(&exact), exact);
+    }
+}
