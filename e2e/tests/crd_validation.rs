@@ -43,6 +43,18 @@ fn main() -> ExitCode {
                 "spec.backoffLimit",
             ),
             rejected(
+                "a_template_without_containers_is_rejected",
+                Kind::Template,
+                |ns| with_pod_spec(template_json(ns), "containers", json!([])),
+                "spec.template.spec.containers in body should have at least 1 items",
+            ),
+            rejected(
+                "a_template_whose_pods_restart_always_is_rejected",
+                Kind::Template,
+                |ns| with_pod_spec(template_json(ns), "restartPolicy", json!("Always")),
+                "a Job's pods cannot restart Always; use restartPolicy Never or OnFailure",
+            ),
+            rejected(
                 "a_run_without_a_template_ref_is_rejected",
                 Kind::Run,
                 |ns| json!({ "apiVersion": "cellbytes.io/v1", "kind": "JobRun", "metadata": { "name": "r", "namespace": ns }, "spec": { "args": ["x"] } }),
@@ -91,6 +103,12 @@ fn with_spec(mut object: Value, extra: Value) -> Value {
     if let (Some(spec), Value::Object(extra)) = (object["spec"].as_object_mut(), extra) {
         spec.extend(extra);
     }
+    object
+}
+
+/// Sets one field of the template's pod spec.
+fn with_pod_spec(mut object: Value, field: &str, value: Value) -> Value {
+    object["spec"]["template"]["spec"][field] = value;
     object
 }
 

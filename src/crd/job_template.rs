@@ -49,6 +49,9 @@ impl JsonSchema for JobTemplateSpec {
         let mut schema = JobSpec::json_schema(generator);
         if let Some(template) = schema.get_mut("properties").and_then(|p| p.get_mut("template")) {
             strip_descriptions(template);
+            if let Some(pod) = template.pointer_mut("/properties/spec/properties") {
+                restrict_pod_spec(pod);
+            }
         }
         let rules: Vec<_> = FORBIDDEN_FIELDS
             .iter()
@@ -74,6 +77,24 @@ impl JsonSchema for JobTemplate {
     }
 }
 
+/// The pod spec rules of a Job that the PodSpec schema alone does not carry:
+/// the API server checks them only when the Job is created, which for a
+/// template is long after `kubectl apply` said yes.
+fn restrict_pod_spec(pod: &mut serde_json::Value) {
+    if let Some(containers) = pod.get_mut("containers").and_then(|c| c.as_object_mut()) {
+        containers.insert("minItems".into(), 1.into());
+    }
+    if let Some(restart_policy) = pod.get_mut("restartPolicy").and_then(|r| r.as_object_mut()) {
+        restart_policy.insert(
+            "x-kubernetes-validations".into(),
+            json!([{ "rule": "self != 'Always'", "message": RESTART_POLICY_MESSAGE }]),
+        );
+    }
+}
+
+/// The message of the CEL rule on `spec.template.spec.restartPolicy`.
+const RESTART_POLICY_MESSAGE: &str = "a Job's pods cannot restart Always; use restartPolicy Never or OnFailure";
+
 fn strip_descriptions(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
@@ -82,5 +103,30 @@ fn strip_descriptions(value: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_spec_schema() -> serde_json::Value {
+        // The CRD's own schema: kube inlines the subschemas, which the rules need.
+        let crd = serde_json::to_value(<JobTemplate as kube::CustomResourceExt>::crd()).expect("serializes");
+        let pointer =
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/template/properties/spec/properties";
+        crd.pointer(pointer).cloned().expect("the pod spec's properties")
+    }
+
+    #[test]
+    fn a_template_needs_at_least_one_container() {
+        assert_eq!(pod_spec_schema()["containers"]["minItems"], 1);
+    }
+
+    #[test]
+    fn restart_policy_always_is_refused_by_a_cel_rule() {
+        let rules = &pod_spec_schema()["restartPolicy"]["x-kubernetes-validations"];
+        assert_eq!(rules[0]["rule"], "self != 'Always'");
+        assert_eq!(rules[0]["message"], RESTART_POLICY_MESSAGE);
     }
 }
