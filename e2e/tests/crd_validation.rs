@@ -8,7 +8,9 @@ use e2e::objects::{run, template};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools};
 use futures::FutureExt;
-use job_template_run::crd::{JobRun, JobTemplate};
+use job_template_run::crd::{JobRun, JobTemplate, MAX_OVERRIDE_CHARACTERS};
+use job_template_run::merge;
+use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -73,11 +75,24 @@ fn main() -> ExitCode {
                 "spec.args: Too many",
             ),
             rejected(
+                "a_run_whose_command_and_args_together_exceed_128_ki_characters_is_rejected",
+                Kind::Run,
+                |ns| {
+                    let half = MAX_OVERRIDE_CHARACTERS / 2;
+                    run_json(
+                        ns,
+                        json!({ "templateRef": "t", "command": filled('x', half), "args": filled('x', half + 1) }),
+                    )
+                },
+                "command and args together must be at most 131072 characters",
+            ),
+            rejected(
                 "a_callback_url_that_is_not_http_is_rejected",
                 Kind::Run,
                 |ns| run_json(ns, json!({ "templateRef": "t", "callbackUrl": "ftp://example.com" })),
                 "spec.callbackUrl",
             ),
+            Test::new("a_run_at_the_size_limit_and_its_job_are_stored", |e, ns| at_the_size_limit(e, ns).boxed()),
             Test::new("a_runs_spec_cannot_change_after_creation", |e, ns| immutable(e, ns).boxed()),
             Test::new("kubectl_rejects_a_typo_in_a_template", |e, ns| typo(e, ns).boxed()),
             Test::new("runs_written_for_the_python_original_are_accepted", |e, ns| original(e, ns).boxed()),
@@ -133,6 +148,42 @@ async fn expect_rejected(
         Err(error) => Err(format!("rejected, but not as expected (want 422 with {message:?}): {error}")),
         Ok(()) => Err(format!("accepted; expected a 422 with {message:?}")),
     }
+}
+
+/// `total` copies of `c`, as list items of at most 8192 characters.
+fn filled(c: char, total: usize) -> Vec<String> {
+    (0..total).step_by(8192).map(|start| std::iter::repeat_n(c, (total - start).min(8192)).collect()).collect()
+}
+
+/// The largest runs the CEL rule allows, made of the characters that cost the
+/// most bytes where they are stored: `<` (escaped to 6 bytes in the run's
+/// JSON in etcd) and a 4-byte emoji (in the Job's protobuf). Both runs and
+/// the Jobs rendered from them must be accepted.
+async fn at_the_size_limit(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let templates: Api<JobTemplate> = Api::namespaced(env.client.clone(), &namespace);
+    let runs: Api<JobRun> = Api::namespaced(env.client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), &namespace);
+    let post = PostParams::default();
+    let template =
+        templates.create(&post, &template(&namespace, "t", json!({}))?).await.map_err(|e| format!("template: {e}"))?;
+    let half = MAX_OVERRIDE_CHARACTERS / 2;
+    for (name, command, args) in [
+        ("escaped", filled('<', half), filled('<', half)),
+        ("four-byte", filled('\u{1F600}', half), filled('\u{1F600}', half)),
+        ("all-in-args", vec![], filled('<', MAX_OVERRIDE_CHARACTERS)),
+    ] {
+        let mut body = run(&namespace, name, "t", &[])?;
+        body.spec.command = Some(command);
+        body.spec.args = Some(args);
+        runs.create(&post, &body).await.map_err(|e| format!("run {name} at the limit was rejected: {e}"))?;
+        let stored = runs.get(name).await.map_err(|e| format!("read run {name} back: {e}"))?;
+        if stored.spec != body.spec {
+            return Err(format!("run {name} changed when stored"));
+        }
+        let job = merge::render(&template, &stored).map_err(|e| format!("render {name}: {e}"))?;
+        jobs.create(&post, &job).await.map_err(|e| format!("the Job of run {name} at the limit was rejected: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn immutable(env: Arc<Env>, namespace: String) -> Result<(), String> {

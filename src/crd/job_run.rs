@@ -6,6 +6,22 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The most characters `command` and `args` may hold together (CEL `size`,
+/// so code points). Measured on Kubernetes 1.35 with etcd's default 1.5 MiB
+/// object limit (see e2e/README.md): a run fails to store from about 250 Ki
+/// characters that JSON escapes to 6 bytes (`<`, control characters), a Job
+/// from about 385 Ki 4-byte characters. 128 Ki keeps both at half of that or
+/// less, with room for the template in the Job.
+pub const MAX_OVERRIDE_CHARACTERS: usize = 128 * 1024;
+
+/// The CEL rule that enforces [`MAX_OVERRIDE_CHARACTERS`] (the per-item
+/// limits alone would allow 4 Mi characters).
+const OVERRIDES_SIZE_RULE: &str = "(has(self.command) ? self.command.map(c, size(c)).sum() : 0) \
+     + (has(self.args) ? self.args.map(a, size(a)).sum() : 0) <= 131072";
+
+const OVERRIDES_SIZE_MESSAGE: &str =
+    "command and args together must be at most 131072 characters (128 Ki), so that the run and its Job fit in etcd";
+
 /// What to run: a template and what to change in it. Immutable once created,
 /// because a run is one-shot: it maps to exactly one Job.
 // The derive's repeated `printcolumn(type_ = …)` arguments trip this lint.
@@ -28,6 +44,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: a JobRun runs once; create a new JobRun instead"))]
+#[x_kube(validation = Rule::new(OVERRIDES_SIZE_RULE).message(OVERRIDES_SIZE_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct JobRunSpec {
     /// Name of the JobTemplate, in the run's namespace.
@@ -151,4 +168,27 @@ pub struct JobRunStatus {
     /// way, and `Failed` when no Job could be created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<JobCondition>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_rule_and_its_message_state_the_same_limit() {
+        let limit = MAX_OVERRIDE_CHARACTERS.to_string();
+        assert!(OVERRIDES_SIZE_RULE.ends_with(&format!("<= {limit}")), "{OVERRIDES_SIZE_RULE}");
+        assert!(OVERRIDES_SIZE_MESSAGE.contains(&limit), "{OVERRIDES_SIZE_MESSAGE}");
+    }
+
+    #[test]
+    fn the_size_rule_is_in_the_crd() {
+        let crd = serde_json::to_value(<JobRun as kube::CustomResourceExt>::crd()).expect("serializes");
+        let rules = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/x-kubernetes-validations")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .expect("the spec has CEL rules");
+        assert!(rules.iter().any(|r| r["rule"] == OVERRIDES_SIZE_RULE && r["message"] == OVERRIDES_SIZE_MESSAGE));
+    }
 }
