@@ -93,6 +93,7 @@ fn main() -> ExitCode {
                 "spec.callbackUrl",
             ),
             Test::new("a_run_at_the_size_limit_and_its_job_are_stored", |e, ns| at_the_size_limit(e, ns).boxed()),
+            Test::new("control_characters_in_args_reach_the_job_unchanged", |e, ns| control_characters(e, ns).boxed()),
             Test::new("a_runs_spec_cannot_change_after_creation", |e, ns| immutable(e, ns).boxed()),
             Test::new("kubectl_rejects_a_typo_in_a_template", |e, ns| typo(e, ns).boxed()),
             Test::new("runs_written_for_the_python_original_are_accepted", |e, ns| original(e, ns).boxed()),
@@ -184,6 +185,33 @@ async fn at_the_size_limit(env: Arc<Env>, namespace: String) -> Result<(), Strin
         jobs.create(&post, &job).await.map_err(|e| format!("the Job of run {name} at the limit was rejected: {e}"))?;
     }
     Ok(())
+}
+
+/// The API server stores newlines, tabs, other control characters and even
+/// NUL in a run and in a Job, so the operator passes them through as they are.
+async fn control_characters(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let templates: Api<JobTemplate> = Api::namespaced(env.client.clone(), &namespace);
+    let runs: Api<JobRun> = Api::namespaced(env.client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), &namespace);
+    let post = PostParams::default();
+    let template =
+        templates.create(&post, &template(&namespace, "t", json!({}))?).await.map_err(|e| format!("template: {e}"))?;
+    let args = ["line one\nline two", "a\tb", "bell\u{1}", "nul\u{0}byte", "\u{7f}\u{85}\u{2028}"];
+    runs.create(&post, &run(&namespace, "ctl", "t", &args)?).await.map_err(|e| format!("run rejected: {e}"))?;
+    let stored = runs.get("ctl").await.map_err(|e| format!("read the run back: {e}"))?;
+    let expected: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if stored.spec.args.as_ref() != Some(&expected) {
+        return Err(format!("the run's args changed when stored: {:?}", stored.spec.args));
+    }
+    let job = merge::render(&template, &stored).map_err(|e| format!("render: {e}"))?;
+    let name = job.metadata.name.clone().unwrap_or_default();
+    jobs.create(&post, &job).await.map_err(|e| format!("Job rejected: {e}"))?;
+    let stored_job = jobs.get(&name).await.map_err(|e| format!("read the Job back: {e}"))?;
+    let container_args = stored_job.spec.and_then(|s| s.template.spec).and_then(|p| p.containers.into_iter().next());
+    match container_args.and_then(|c| c.args) {
+        Some(stored_args) if stored_args == expected => Ok(()),
+        other => Err(format!("the Job's args differ from the run's: {other:?}")),
+    }
 }
 
 async fn immutable(env: Arc<Env>, namespace: String) -> Result<(), String> {
