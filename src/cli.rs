@@ -40,7 +40,7 @@ pub enum Command {
         /// A JobRun YAML file; it must carry metadata.namespace and metadata.uid.
         #[arg(long)]
         run: PathBuf,
-        /// A Job status YAML file (the Job's `.status`).
+        /// A Job (`kubectl get job NAME -o yaml`) or a bare Job status YAML file.
         #[arg(long)]
         job_status: Option<PathBuf>,
     },
@@ -103,6 +103,10 @@ pub enum CliError {
     Parse { path: PathBuf, source: serde_norway::Error },
     #[error("{path}: expected kind {expected}, found {found:?}")]
     WrongKind { path: PathBuf, expected: &'static str, found: String },
+    #[error("{path}: --job-status must be a Job or a Job status: {cause}")]
+    NotAJobStatus { path: PathBuf, cause: String },
+    #[error("{path}: {source}")]
+    JobStatus { path: PathBuf, source: serde_json::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot serialize the output: {0}")]
@@ -158,11 +162,61 @@ pub fn render(template: &Path, run: &Path, job_status: Option<&Path>) -> Result<
     let job: Job = merge::render(&template, &run)?;
     let mut out = yaml::to_string(&job).map_err(CliError::Serialize)?;
     if let Some(path) = job_status {
-        let observed = Job { status: Some(read_yaml::<JobStatus>(path)?), ..job };
+        let observed = Job { status: Some(read_job_status(path)?), ..job };
         out.push_str("---\n");
         out.push_str(&yaml::to_string(&merge::status(Some(&observed), &run)).map_err(CliError::Serialize)?);
     }
     Ok(out)
+}
+
+/// Reads `--job-status`: a whole Job (its `.status` is used) or a bare Job
+/// status. Every field of a JobStatus is optional, so anything else (another
+/// object, a Job without its `kind`) would parse as an empty status and show
+/// a finished Job as `Pending`; it is refused instead.
+fn read_job_status(path: &Path) -> Result<JobStatus, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_path_buf(), source })?;
+    let value: serde_json::Value =
+        serde_norway::from_str(&text).map_err(|source| CliError::Parse { path: path.to_path_buf(), source })?;
+    let refuse = |cause: String| CliError::NotAJobStatus { path: path.to_path_buf(), cause };
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(refuse(format!("found {}", json_type(&value))));
+    };
+    let status = match fields.get("kind") {
+        Some(kind) if kind == "Job" => fields.remove("status").unwrap_or_default(),
+        Some(kind) => return Err(refuse(format!("found kind {kind}"))),
+        None => {
+            let known = job_status_fields();
+            let unknown: Vec<&str> =
+                fields.keys().map(String::as_str).filter(|key| !known.iter().any(|k| k == key)).collect();
+            if !unknown.is_empty() {
+                return Err(refuse(format!("unknown top-level keys {}", unknown.join(", "))));
+            }
+            serde_json::Value::Object(fields)
+        }
+    };
+    let status = if status.is_null() { serde_json::Value::Object(Default::default()) } else { status };
+    serde_json::from_value(status).map_err(|source| CliError::JobStatus { path: path.to_path_buf(), source })
+}
+
+/// The field names of a batch/v1 JobStatus, from its OpenAPI schema.
+fn job_status_fields() -> Vec<String> {
+    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<JobStatus>();
+    schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|properties| properties.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "an empty document",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
 }
 
 /// Reads one object, checking its `kind` when the type has one (a JobRun
@@ -190,8 +244,4 @@ impl Kinded for JobTemplate {
 
 impl Kinded for JobRun {
     const KIND: Option<&'static str> = Some("JobRun");
-}
-
-impl Kinded for JobStatus {
-    const KIND: Option<&'static str> = None;
 }

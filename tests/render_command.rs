@@ -36,6 +36,74 @@ fn with_a_job_status_render_prints_the_job_then_the_run_status() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{expected_job}---\n{expected_status}"));
 }
 
+const COMPLETE: &str = "a-complete-job-makes-the-run-succeeded-and-finished";
+
+/// A file in this process's scratch folder.
+fn scratch_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jtr-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("writable");
+    path
+}
+
+/// The complete fixture's Job with its status, as `kubectl get job -o yaml` prints it.
+fn whole_job_yaml() -> String {
+    let job = std::fs::read_to_string(fixture(COMPLETE, "expected-job.yaml")).expect("readable");
+    let status = std::fs::read_to_string(fixture(COMPLETE, "job-status.yaml")).expect("readable");
+    let indented: String = status.lines().map(|line| format!("  {line}\n")).collect();
+    format!("{job}status:\n{indented}")
+}
+
+fn render_complete_with_job_status(job_status: &Path) -> Output {
+    render(&[&fixture(COMPLETE, "template.yaml"), &fixture(COMPLETE, "run.yaml"), job_status])
+}
+
+#[test]
+fn a_whole_job_as_job_status_gives_the_same_run_status_as_its_status() {
+    let output = render_complete_with_job_status(&scratch_file("whole-job.yaml", &whole_job_yaml()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let expected_job = std::fs::read_to_string(fixture(COMPLETE, "expected-job.yaml")).expect("readable");
+    let expected_status = std::fs::read_to_string(fixture(COMPLETE, "expected-status.yaml")).expect("readable");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{expected_job}---\n{expected_status}"));
+    assert!(expected_status.contains("phase: Succeeded"), "{expected_status}");
+}
+
+#[test]
+fn a_whole_job_without_a_status_gives_a_pending_run() {
+    let job = std::fs::read_to_string(fixture(COMPLETE, "expected-job.yaml")).expect("readable");
+    let output = render_complete_with_job_status(&scratch_file("new-job.yaml", &job));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (_, status) = stdout.split_once("---\n").expect("two documents");
+    assert!(status.contains("phase: Pending"), "{status}");
+}
+
+#[test]
+fn an_object_of_another_kind_as_job_status_is_a_one_line_error() {
+    let stderr = one_line_error(&render_complete_with_job_status(&fixture(COMPLETE, "run.yaml")));
+    assert!(stderr.contains("--job-status must be a Job or a Job status: found kind \"JobRun\""), "{stderr}");
+}
+
+#[test]
+fn a_job_without_its_kind_as_job_status_is_a_one_line_error() {
+    let without_kind = whole_job_yaml().replace("kind: Job\n", "");
+    let stderr = one_line_error(&render_complete_with_job_status(&scratch_file("no-kind.yaml", &without_kind)));
+    assert!(stderr.contains("unknown top-level keys apiVersion, metadata, spec, status"), "{stderr}");
+}
+
+#[test]
+fn a_misspelt_job_status_field_is_a_one_line_error() {
+    let stderr = one_line_error(&render_complete_with_job_status(&scratch_file("typo.yaml", "succeded: 1\n")));
+    assert!(stderr.contains("unknown top-level keys succeded"), "{stderr}");
+}
+
+#[test]
+fn a_list_as_job_status_is_a_one_line_error() {
+    let stderr = one_line_error(&render_complete_with_job_status(&scratch_file("list.yaml", "- succeeded: 1\n")));
+    assert!(stderr.contains("--job-status must be a Job or a Job status: found a list"), "{stderr}");
+}
+
 #[test]
 fn a_missing_file_is_a_one_line_error() {
     let case = "args-on-the-run-replace-the-template-args";
@@ -59,13 +127,10 @@ fn a_template_without_containers_is_a_one_line_error() {
 
 /// Renders the echo fixture's template with a run whose `metadata` is given.
 fn render_run_with_metadata(file: &str, metadata: &str) -> Output {
-    let dir = std::env::temp_dir().join(format!("jtr-render-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let run = dir.join(file);
     let yaml = format!(
         "apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata:\n{metadata}spec:\n  templateRef: echo-template\n"
     );
-    std::fs::write(&run, yaml).expect("writable");
+    let run = scratch_file(file, &yaml);
     render(&[&fixture("args-on-the-run-replace-the-template-args", "template.yaml"), &run])
 }
 
