@@ -74,6 +74,24 @@ pub struct ControllerArgs {
     /// How long the watches may fail before /healthz answers 503.
     #[arg(long, env = "JTR_WATCH_FAILURE_SECONDS", default_value_t = 120)]
     pub watch_failure_seconds: u64,
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that of
+    /// several replicas one works and the others stand by.
+    #[arg(long, env = "JTR_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease: the operator's own (the chart passes the pod's).
+    #[arg(long, env = "JTR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the Lease; operators sharing it elect one leader.
+    #[arg(long, env = "JTR_LEADER_ELECTION_LEASE_NAME", default_value = "job-template-run")]
+    pub leader_election_lease_name: String,
+    /// This replica's name in the Lease: the pod name.
+    #[arg(long, env = "POD_NAME")]
+    pub leader_election_identity: Option<String>,
+    /// How long the Lease holds without renewal: another replica takes over
+    /// this long after a leader vanishes without releasing it.
+    #[arg(long, env = "JTR_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_duration_seconds: u64,
 }
 
 impl ControllerArgs {

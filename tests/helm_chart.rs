@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use job_template_run::crd::{crd_file_name, manifests};
-use job_template_run::reconciler::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+use job_template_run::reconciler::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 use rstest::rstest;
 use serde::Deserialize;
 use serde_json::Value;
@@ -87,6 +87,25 @@ fn template(sets: &[&str]) -> Vec<Value> {
 
 fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
     documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// Name suffix of the Role and RoleBinding for the leader election Lease.
+const LEASE_ROLE_SUFFIX: &str = "-leader-election";
+
+fn is_lease_rbac(document: &Value) -> bool {
+    document["metadata"]["name"].as_str().is_some_and(|name| name.ends_with(LEASE_ROLE_SUFFIX))
+}
+
+/// Roles or RoleBindings of the watched namespaces, without those of the Lease.
+fn operator_rbac<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    of_kind(documents, kind).into_iter().filter(|d| !is_lease_rbac(d)).collect()
+}
+
+/// The leader election Role or RoleBinding, if rendered.
+fn lease_rbac<'a>(documents: &'a [Value], kind: &str) -> Option<&'a Value> {
+    let found: Vec<&Value> = of_kind(documents, kind).into_iter().filter(|d| is_lease_rbac(d)).collect();
+    assert!(found.len() <= 1, "more than one leader election {kind}");
+    found.first().copied()
 }
 
 fn the_one<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
@@ -185,9 +204,16 @@ fn helm_lint_passes_with_non_default_values() {
 #[case::secret_tokens_as_a_string("callbacks.secretTokens=yes", "/callbacks/secretTokens")]
 #[case::a_port_out_of_range("service.port=70000", "/service/port")]
 #[case::a_misspelt_key("replicas=1", "replicas")]
+#[case::leader_election_as_a_string("leaderElection.enabled=yes", "/leaderElection/enabled")]
+#[case::a_lease_too_short_to_renew("leaderElection.leaseDuration=2", "/leaderElection/leaseDuration")]
 fn helm_template_rejects_values_of_the_wrong_type(#[case] set: &str, #[case] path: &str) {
+    assert_rejected_by_the_schema(&[set], path);
+}
+
+fn assert_rejected_by_the_schema(sets: &[&str], path: &str) {
+    let set = sets.join(" ");
     let chart = chart_dir();
-    let output = run_helm(&["template", RELEASE, chart.to_str().unwrap()], &[set]);
+    let output = run_helm(&["template", RELEASE, chart.to_str().unwrap()], sets);
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "helm template --set {set} succeeded");
     assert!(
@@ -201,8 +227,8 @@ fn the_cluster_role_grants_exactly_the_operators_permissions() {
     let documents = template(&[]);
     let role = the_one(&documents, "ClusterRole");
     assert_eq!(grants_of_role(role), expected_grants(false));
-    assert!(of_kind(&documents, "Role").is_empty());
-    assert!(of_kind(&documents, "RoleBinding").is_empty());
+    assert!(operator_rbac(&documents, "Role").is_empty());
+    assert!(operator_rbac(&documents, "RoleBinding").is_empty());
     let binding = the_one(&documents, "ClusterRoleBinding");
     assert_binds(binding, "ClusterRole", &role["metadata"]["name"], &service_account_of(&documents));
 }
@@ -214,7 +240,7 @@ fn watched_namespaces_get_roles_with_the_same_rules_and_no_cluster_role() {
     assert!(of_kind(&documents, "ClusterRoleBinding").is_empty());
     let service_account = service_account_of(&documents);
     let namespaces_of = |kind: &str| -> BTreeSet<String> {
-        of_kind(&documents, kind)
+        operator_rbac(&documents, kind)
             .iter()
             .map(|d| d["metadata"]["namespace"].as_str().expect("namespaced").to_owned())
             .collect()
@@ -222,11 +248,11 @@ fn watched_namespaces_get_roles_with_the_same_rules_and_no_cluster_role() {
     let expected: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
     assert_eq!(namespaces_of("Role"), expected);
     assert_eq!(namespaces_of("RoleBinding"), expected);
-    assert_eq!(of_kind(&documents, "Role").len(), 2);
-    assert_eq!(of_kind(&documents, "RoleBinding").len(), 2);
-    for role in of_kind(&documents, "Role") {
+    assert_eq!(operator_rbac(&documents, "Role").len(), 2);
+    assert_eq!(operator_rbac(&documents, "RoleBinding").len(), 2);
+    for role in operator_rbac(&documents, "Role") {
         assert_eq!(grants_of_role(role), expected_grants(false), "{role}");
-        let binding = of_kind(&documents, "RoleBinding")
+        let binding = operator_rbac(&documents, "RoleBinding")
             .into_iter()
             .find(|b| b["metadata"]["namespace"] == role["metadata"]["namespace"])
             .expect("a RoleBinding next to each Role");
@@ -244,7 +270,7 @@ fn secrets_are_granted_only_with_callback_secret_tokens(#[case] scope: &[&str], 
         let flag = format!("callbacks.secretTokens={secret_tokens}");
         sets.push(&flag);
         let documents = template(&sets);
-        let roles = of_kind(&documents, role_kind);
+        let roles = operator_rbac(&documents, role_kind);
         assert!(!roles.is_empty());
         for role in roles {
             let grants = grants_of_role(role);
@@ -252,6 +278,79 @@ fn secrets_are_granted_only_with_callback_secret_tokens(#[case] scope: &[&str], 
             assert_eq!(grants.contains_key(&secrets), secret_tokens, "{sets:?}");
         }
     }
+}
+
+/// (API group, resource) -> verbs of the lease Role, and the names each
+/// verb is restricted to (empty: any name).
+fn lease_grants(role: &Value) -> (Grants, BTreeMap<String, Vec<String>>) {
+    let mut grants = Grants::new();
+    let mut names = BTreeMap::new();
+    for rule in role["rules"].as_array().expect("the role has rules") {
+        let resource_names = match &rule["resourceNames"] {
+            Value::Null => Vec::new(),
+            listed => strings(listed),
+        };
+        for verb in strings(&rule["verbs"]) {
+            assert!(names.insert(verb.clone(), resource_names.clone()).is_none(), "{verb} granted twice: {role}");
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    grants.entry((group.clone(), resource)).or_default().insert(verb.clone());
+                }
+            }
+        }
+    }
+    (grants, names)
+}
+
+/// The `--leader-election-lease-name` the Deployment passes.
+fn lease_name_of(documents: &[Value]) -> String {
+    let container = &the_one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    strings(&container["args"])
+        .iter()
+        .find_map(|arg| arg.strip_prefix("--leader-election-lease-name=").map(str::to_owned))
+        .expect("the Deployment names its Lease")
+}
+
+#[rstest]
+#[case::all_namespaces(&[])]
+#[case::watched_namespaces(&["watchNamespaces={a,b}"])]
+fn the_lease_role_grants_exactly_the_leader_election_permission_on_the_operators_lease(#[case] sets: &[&str]) {
+    let documents = template(sets);
+    let role = lease_rbac(&documents, "Role").expect("a leader election Role by default");
+    assert_eq!(role["metadata"]["namespace"], RELEASE_NAMESPACE);
+    let (grants, names) = lease_grants(role);
+    assert_eq!(grants, grants_of(&[LEADER_ELECTION_PERMISSION]));
+    let lease = lease_name_of(&documents);
+    for verb in LEADER_ELECTION_PERMISSION.verbs {
+        // RBAC cannot restrict create by name; every other verb is restricted.
+        let expected = if *verb == "create" { Vec::new() } else { vec![lease.clone()] };
+        assert_eq!(names[*verb], expected, "{verb}");
+    }
+    let binding = lease_rbac(&documents, "RoleBinding").expect("a leader election RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], RELEASE_NAMESPACE);
+    assert_binds(binding, "Role", &role["metadata"]["name"], &service_account_of(&documents));
+}
+
+#[test]
+fn with_leader_election_the_deployment_rolls_and_may_have_two_replicas() {
+    let documents = template(&["replicaCount=2"]);
+    let deployment = the_one(&documents, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let strategy = &deployment["spec"]["strategy"];
+    assert_eq!(strategy["type"], "RollingUpdate");
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], 0);
+}
+
+#[test]
+fn without_leader_election_there_is_no_lease_role_and_the_deployment_recreates_one_replica() {
+    let documents = template(&["leaderElection.enabled=false"]);
+    assert!(lease_rbac(&documents, "Role").is_none());
+    assert!(lease_rbac(&documents, "RoleBinding").is_none());
+    let deployment = the_one(&documents, "Deployment");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(!args.iter().any(|arg| arg.starts_with("--leader-election")), "{args:?}");
+    assert_rejected_by_the_schema(&["leaderElection.enabled=false", "replicaCount=2"], "/replicaCount");
 }
 
 #[test]
@@ -325,11 +424,19 @@ fn the_deployment_passes_the_values_as_controller_flags() {
             "--log-level=info",
             "--namespace=a",
             "--namespace=b",
+            "--leader-election",
+            "--leader-election-namespace=$(POD_NAMESPACE)",
+            "--leader-election-lease-name=jtr-job-template-run",
+            "--lease-duration-seconds=15",
         ]
     );
-    let env = &container["env"][0];
-    assert_eq!(env["name"], "POD_NAME");
-    assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    for (index, (name, field)) in
+        [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")].iter().enumerate()
+    {
+        let env = &container["env"][index];
+        assert_eq!(env["name"], *name);
+        assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], *field);
+    }
     the_one(&documents, "NetworkPolicy");
     the_one(&documents, "ServiceMonitor");
 }

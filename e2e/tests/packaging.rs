@@ -15,12 +15,17 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobTemplate, Phase};
-use job_template_run::reconciler::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+use job_template_run::reconciler::{
+    CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, LeaderElection, PERMISSIONS, Permission,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
+use tokio::sync::{oneshot, watch};
 
 /// The image `make image` builds.
 const OPERATOR_IMAGE: &str = "job-template-run:dev";
@@ -33,6 +38,9 @@ fn main() -> ExitCode {
             }),
             Test::new("the_operator_image_runs_a_whole_lifecycle_with_the_charts_service_account", |e, ns| {
                 image_lifecycle(e, ns).boxed()
+            }),
+            Test::new("the_charts_lease_role_is_enough_to_elect_a_leader_and_no_more", |e, ns| {
+                lease_role(e, ns).boxed()
             }),
         ]
     })
@@ -131,6 +139,93 @@ async fn helm_install(env: Arc<Env>, namespace: String) -> Result<(), String> {
     let excess = Permission { api_group: "batch", resource: "jobs", verbs: &["delete"] };
     if allowed(&env, &user, &namespace, &excess, "delete").await? {
         return Err("the chart grants delete on Jobs, which the operator never does".into());
+    }
+    Ok(())
+}
+
+/// Whether `user` may `verb` the Lease `name` (any name: `None`) in `namespace`.
+async fn allowed_on_lease(
+    env: &Env,
+    user: &str,
+    namespace: &str,
+    verb: &str,
+    name: Option<&str>,
+) -> Result<bool, String> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_owned()),
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(LEADER_ELECTION_PERMISSION.api_group.to_owned()),
+                resource: Some(LEADER_ELECTION_PERMISSION.resource.to_owned()),
+                verb: Some(verb.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                name: name.map(str::to_owned),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(env.client.clone());
+    let answer = api.create(&PostParams::default(), &review).await.map_err(|e| format!("SubjectAccessReview: {e}"))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+/// With the chart's ServiceAccount token, a `LeaderElection` on the Lease the
+/// chart names acquires and releases it; other Leases, other namespaces and
+/// other verbs stay denied.
+async fn lease_role(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    let release = "jtr-lease";
+    let account = "jtr-lease-job-template-run";
+    let lease = account; // the chart names the Lease like the release's resources
+    let watch = format!("watchNamespaces={{{namespace}}}");
+    let _release = tokio::task::block_in_place(|| {
+        install(&env, release, &namespace, &["--set", &watch, "--set", "replicaCount=0"])
+    })?;
+    let kubeconfig = service_account_kubeconfig(&env, &namespace, account).await?;
+    let config = Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
+    let config =
+        kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?;
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+
+    let election = LeaderElection::new(client, &namespace, lease, "operator-pod", Duration::from_secs(6));
+    let (leading_tx, mut leading) = watch::channel(false);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(election.run(leading_tx, stopped.map(|_| ())));
+    let led =
+        tokio::time::timeout(Duration::from_secs(20), async { leading.wait_for(|leads| *leads).await.map(|_| ()) })
+            .await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .map_err(|_| "the election did not stop".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if !matches!(led, Ok(Ok(_))) {
+        return Err("the chart's ServiceAccount could not become leader (see the warnings logged)".into());
+    }
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &namespace);
+    let holder = leases.get(lease).await.map_err(|e| e.to_string())?.spec.and_then(|s| s.holder_identity);
+    if holder.is_some() {
+        return Err(format!("the Lease still names {holder:?} after the release"));
+    }
+
+    let user = format!("system:serviceaccount:{namespace}:{account}");
+    for (verb, name, namespace, expected) in [
+        ("get", Some(lease), namespace.as_str(), true),
+        ("update", Some(lease), namespace.as_str(), true),
+        ("create", None, namespace.as_str(), true),
+        ("get", Some("another-lease"), namespace.as_str(), false),
+        ("update", Some("another-lease"), namespace.as_str(), false),
+        ("delete", Some(lease), namespace.as_str(), false),
+        ("patch", Some(lease), namespace.as_str(), false),
+        ("list", None, namespace.as_str(), false),
+        ("get", Some(lease), "default", false),
+        ("create", None, "default", false),
+    ] {
+        let allowed = allowed_on_lease(&env, &user, namespace, verb, name).await?;
+        if allowed != expected {
+            return Err(format!("{verb} on Lease {name:?} in {namespace}: allowed is {allowed}, expected {expected}"));
+        }
     }
     Ok(())
 }

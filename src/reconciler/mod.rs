@@ -6,6 +6,7 @@ mod context;
 mod error;
 mod informer;
 mod janitor;
+mod leader;
 mod permissions;
 mod reconcile;
 
@@ -25,7 +26,8 @@ use tracing::{debug, error, info};
 use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
 use informer::{Informer, prune_job, prune_run, prune_template};
-pub use permissions::{CALLBACK_SECRET_PERMISSION, PERMISSIONS, Permission};
+pub use leader::{LeaderElection, LeaderError, Timing};
+pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::FIELD_MANAGER;
 use reconcile::{error_policy, reconcile};
 

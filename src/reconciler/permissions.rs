@@ -25,3 +25,11 @@ pub const PERMISSIONS: &[Permission] = &[
 
 /// Granted only when callbacks with Secret tokens are turned on.
 pub const CALLBACK_SECRET_PERMISSION: Permission = Permission { api_group: "", resource: "secrets", verbs: &["get"] };
+
+/// Leader election (`leader.rs`), granted only in the operator's own
+/// namespace and only with `leaderElection.enabled`: read the Lease, create
+/// it when it is missing, and renew, take over or release it by a replace
+/// conditional on its resourceVersion. The chart restricts `get` and
+/// `update` to the one Lease by name (RBAC cannot restrict `create` so).
+pub const LEADER_ELECTION_PERMISSION: Permission =
+    Permission { api_group: "coordination.k8s.io", resource: "leases", verbs: &["get", "create", "update"] };
