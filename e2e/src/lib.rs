@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod namespace;
 pub mod objects;
 pub mod operator;
+pub mod policy;
 pub mod settings;
 pub mod subset;
 pub mod suite;

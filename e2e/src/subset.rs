@@ -8,11 +8,27 @@ use serde_json::Value;
 /// The paths where `actual` does not contain `expected`, with the values.
 pub fn mismatches(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool) -> Vec<String> {
     let mut out = Vec::new();
-    walk(expected, actual, wildcard, "", &mut out);
+    walk(expected, actual, wildcard, false, "", &mut out);
     out
 }
 
-fn walk(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool, path: &str, out: &mut Vec<String>) {
+/// Like [`mismatches`], but `actual` may have no field that `expected`
+/// lacks: an exact comparison where only `wildcard` values stand for
+/// what the server sets (timestamps).
+pub fn differences(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(expected, actual, wildcard, true, "", &mut out);
+    out
+}
+
+fn walk(
+    expected: &Value,
+    actual: &Value,
+    wildcard: &dyn Fn(&Value) -> bool,
+    exact: bool,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     if wildcard(expected) && !actual.is_null() {
         return;
     }
@@ -21,8 +37,13 @@ fn walk(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool, pat
             for (key, value) in want {
                 let here = format!("{path}.{key}");
                 match have.get(key) {
-                    Some(found) => walk(value, found, wildcard, &here, out),
+                    Some(found) => walk(value, found, wildcard, exact, &here, out),
                     None => out.push(format!("{here}: missing, expected {value}")),
+                }
+            }
+            if exact {
+                for (key, value) in have.iter().filter(|(key, _)| !want.contains_key(*key)) {
+                    out.push(format!("{path}.{key}: not expected, found {value}"));
                 }
             }
         }
@@ -32,7 +53,7 @@ fn walk(expected: &Value, actual: &Value, wildcard: &dyn Fn(&Value) -> bool, pat
                 return;
             }
             for (index, (value, found)) in want.iter().zip(have).enumerate() {
-                walk(value, found, wildcard, &format!("{path}[{index}]"), out);
+                walk(value, found, wildcard, exact, &format!("{path}[{index}]"), out);
             }
         }
         _ if expected == actual => {}
@@ -64,6 +85,14 @@ mod tests {
             [".args[1]: expected \"b\", found \"c\""]
         );
         assert_eq!(mismatches(&expected, &json!({"args": ["a"]}), &none).len(), 1);
+    }
+
+    #[test]
+    fn an_exact_comparison_reports_an_extra_field() {
+        let expected = json!({"phase": "Succeeded"});
+        let actual = json!({"phase": "Succeeded", "error": "JobLost"});
+        assert!(mismatches(&expected, &actual, &none).is_empty());
+        assert_eq!(differences(&expected, &actual, &none), [".error: not expected, found \"JobLost\""]);
     }
 
     #[test]

@@ -7,16 +7,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::subset::mismatches;
+use e2e::subset::{differences, mismatches};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
-use job_template_run::crd::{JobRun, JobTemplate};
+use job_template_run::crd::{JobRun, JobRunSpec, JobTemplate};
 use job_template_run::fixtures::Case;
-use job_template_run::merge;
-use job_template_run::reconciler::{self, Scope};
+use job_template_run::merge::{self, Refusal};
+use job_template_run::reconciler::{self, Options, Scope};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::ResourceQuota;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -63,59 +64,174 @@ fn dir_has_expected_job(name: &str) -> bool {
     fixtures_dir().join(name).join("expected-job.yaml").exists()
 }
 
+/// A finalizer the replay puts on objects it deletes, so they stay
+/// Terminating for the operator to see; removed when the case ends.
+const HOLD: &str = "e2e.cellbytes.io/hold";
+
 /// Replays one case: apply its inputs, run the operator, compare.
 async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), String> {
     let case = Case::load(&dir).map_err(|e| e.to_string())?;
     let client = env.client.clone();
-    let run = apply_inputs(&client, &namespace, &case).await?;
+    let Some(run) = apply_inputs(&client, &namespace, &case).await? else {
+        return Ok(());
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(reconciler::run_with_client(
-        client.clone(),
-        Scope::Namespaces(vec![namespace.clone()]),
-        ([127, 0, 0, 1], 0).into(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let mut options = Options::new(Scope::Namespaces(vec![namespace.clone()]), ([127, 0, 0, 1], 0).into());
+    // The case's clock: time already spent waiting counts against the grace period.
+    let created = case.run.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    if let (Some(now), Some(created)) = (case.situation.now, created) {
+        let spent = created.duration_until(now).unsigned_abs();
+        options.settings.template_grace = options.settings.template_grace.saturating_sub(spent);
+    }
+    let operator = tokio::spawn(reconciler::run_with_client(client.clone(), options, async move {
+        let _ = stopped.await;
+    }));
     let result = check(&client, &namespace, &case, &run).await;
     let _ = stop.send(());
-    match operator.await {
-        Ok(Err(error)) => Err(format!("the operator failed to start: {error}")),
-        _ => result,
-    }
+    let _ = operator.await;
+    let cleaned = release_holds(&client, &namespace, &case, &run).await;
+    result.and(cleaned)
 }
 
 /// Creates the template, any existing Job and the run, as the case gives
-/// them, in `namespace`. A Job that the case says this run controls can
-/// only be created once the run has its (new) uid.
-async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<JobRun, String> {
+/// them, in `namespace`, and makes the API server answer a Job create as
+/// `api-error.yaml` says. A Job that the case says this run (or another
+/// run that exists) controls is created once that run has its new uid.
+async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<Option<JobRun>, String> {
     let post = PostParams::default();
     if let Some(template) = &case.template {
         let template = JobTemplate { metadata: fresh_meta(&template.metadata, namespace), ..template.clone() };
-        Api::<JobTemplate>::namespaced(client.clone(), namespace)
-            .create(&post, &template)
-            .await
-            .map_err(|e| format!("create template: {e}"))?;
-    }
-    let jobs = Api::<Job>::namespaced(client.clone(), namespace);
-    let adopted = case.existing_job.as_ref().filter(|job| merge::is_controlled_by(job, &case.run));
-    if let Some(other) = case.existing_job.as_ref().filter(|_| adopted.is_none()) {
-        let job = Job { metadata: fresh_meta(&other.metadata, namespace), ..other.clone() };
-        jobs.create(&post, &job).await.map_err(|e| format!("create existing Job: {e}"))?;
-    }
-    let run = JobRun { metadata: fresh_meta(&case.run.metadata, namespace), status: None, ..case.run.clone() };
-    let run = Api::<JobRun>::namespaced(client.clone(), namespace)
-        .create(&post, &run)
-        .await
-        .map_err(|e| format!("create run: {e}"))?;
-    if let Some(job) = adopted {
-        let mut job = Job { metadata: fresh_meta(&job.metadata, namespace), ..job.clone() };
-        for owner in job.metadata.owner_references.iter_mut().flatten() {
-            owner.uid = run.uid().unwrap_or_default();
+        match Api::<JobTemplate>::namespaced(client.clone(), namespace).create(&post, &template).await {
+            Ok(_) => {}
+            // The CRD refuses some templates that the runtime rule still
+            // guards (templates stored before the CRD had the rule): on the
+            // cluster, the refusal at admission is the outcome.
+            Err(kube::Error::Api(answer)) if answer.code == 422 && case.expected_status.contains("InvalidTemplate") => {
+                eprintln!("{}: the API server refuses the template at admission: {}", case.name, answer.message);
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("create template: {e}")),
         }
-        jobs.create(&post, &job).await.map_err(|e| format!("create adopted Job: {e}"))?;
     }
-    Ok(run)
+    if let Some(refusal) = &case.create_refusal {
+        refuse_jobs(client, namespace, refusal).await?;
+    }
+    let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
+    let deleting_run = case.run.metadata.deletion_timestamp.is_some();
+    let mut run_meta = fresh_meta(&case.run.metadata, namespace);
+    run_meta.deletion_timestamp = None;
+    run_meta.finalizers = deleting_run.then(|| vec![HOLD.to_owned()]);
+    let run = JobRun { metadata: run_meta, status: None, ..case.run.clone() };
+    let run = runs.create(&post, &run).await.map_err(|e| format!("create run: {e}"))?;
+    let run = match &case.run.status {
+        Some(status) => runs
+            .patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .await
+            .map_err(|e| format!("write the run's status: {e}"))?,
+        None => run,
+    };
+    if let Some(existing) = &case.existing_job {
+        create_existing_job(client, namespace, case, existing, &run).await?;
+    }
+    if deleting_run {
+        runs.delete(&run.name_any(), &DeleteParams::background()).await.map_err(|e| format!("delete run: {e}"))?;
+    }
+    Ok(Some(run))
+}
+
+/// The case's existing Job: owned by this run (its uid), by another run
+/// that exists (created for it), or as written; with its status; and,
+/// when the case has it being deleted, deleted (held by [`HOLD`]).
+async fn create_existing_job(
+    client: &Client,
+    namespace: &str,
+    case: &Case,
+    existing: &Job,
+    run: &JobRun,
+) -> Result<(), String> {
+    let jobs = Api::<Job>::namespaced(client.clone(), namespace);
+    let mut job = Job { metadata: fresh_meta(&existing.metadata, namespace), status: None, ..existing.clone() };
+    let deleting = existing.metadata.deletion_timestamp.is_some();
+    job.metadata.deletion_timestamp = None;
+    if deleting {
+        job.metadata.finalizers.get_or_insert_with(Vec::new).push(HOLD.to_owned());
+    }
+    for owner in job.metadata.owner_references.iter_mut().flatten() {
+        if merge::is_controlled_by(existing, &case.run) {
+            owner.uid = run.uid().unwrap_or_default();
+        } else if case.situation.other_run_exists && owner.kind == "JobRun" {
+            let other = JobRun {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(owner.name.clone()),
+                    namespace: Some(namespace.to_owned()),
+                    ..Default::default()
+                },
+                spec: JobRunSpec { template_ref: "no-such-template".into(), ..Default::default() },
+                status: None,
+            };
+            let other = Api::<JobRun>::namespaced(client.clone(), namespace)
+                .create(&PostParams::default(), &other)
+                .await
+                .map_err(|e| format!("create the other run: {e}"))?;
+            owner.uid = other.uid().unwrap_or_default();
+        }
+    }
+    let name = job.name_any();
+    jobs.create(&PostParams::default(), &job).await.map_err(|e| format!("create existing Job: {e}"))?;
+    if let Some(status) = &existing.status {
+        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .await
+            .map_err(|e| format!("write the existing Job's status: {e}"))?;
+    }
+    if deleting {
+        jobs.delete(&name, &DeleteParams::background()).await.map_err(|e| format!("delete existing Job: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Makes the API server refuse Job creates in `namespace` as `refusal`
+/// says: a 403 from a ValidatingAdmissionPolicy, or from a full
+/// ResourceQuota. A 422 needs nothing: the rendered Job is invalid itself.
+async fn refuse_jobs(client: &Client, namespace: &str, refusal: &Refusal) -> Result<(), String> {
+    if refusal.code != 403 {
+        return Ok(());
+    }
+    if refusal.message.contains("exceeded quota") {
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), namespace);
+        let quota: ResourceQuota = serde_json::from_value(json!({
+            "metadata": { "name": "no-jobs" },
+            "spec": { "hard": { "count/jobs.batch": "0" } }
+        }))
+        .map_err(|e| e.to_string())?;
+        quotas.create(&PostParams::default(), &quota).await.map_err(|e| format!("create quota: {e}"))?;
+        // No controller manager runs here to fill in the quota's usage.
+        let usage = json!({ "status": { "hard": { "count/jobs.batch": "0" }, "used": { "count/jobs.batch": "0" } } });
+        quotas
+            .patch_status("no-jobs", &PatchParams::default(), &Patch::Merge(usage))
+            .await
+            .map_err(|e| format!("write quota usage: {e}"))?;
+    } else {
+        e2e::policy::deny_jobs(client, namespace, "deny-jobs", "Jobs are not allowed in this namespace").await?;
+    }
+    e2e::policy::wait_until_job_creates_are_refused(client, namespace).await
+}
+
+/// Lets go of what [`HOLD`] kept, so the namespace can be deleted, and
+/// removes the case's cluster-wide policy, if it made one.
+async fn release_holds(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> Result<(), String> {
+    let unhold = json!({ "metadata": { "finalizers": null } });
+    let jobs = Api::<Job>::namespaced(client.clone(), namespace);
+    for job in jobs.list(&Default::default()).await.map_err(|e| e.to_string())? {
+        if job.finalizers().iter().any(|f| f == HOLD) {
+            let _ = jobs.patch(&job.name_any(), &PatchParams::default(), &Patch::Merge(&unhold)).await;
+        }
+    }
+    let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
+    let _ = runs.patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&unhold)).await;
+    if case.create_refusal.as_ref().is_some_and(|r| r.code == 403 && !r.message.contains("exceeded quota")) {
+        e2e::policy::remove(client, "deny-jobs").await;
+    }
+    Ok(())
 }
 
 /// The object's metadata as a create request takes it, in `namespace`.
@@ -141,9 +257,12 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
         }
         Ok(value)
     };
-    // The fixture clock (the run's creationTimestamp) stands for "now".
+    // The fixture clock (the situation's `now`, or the run's
+    // creationTimestamp) and the times the case's objects carry stand for
+    // times the server or the operator sets now.
     let clock = serde_json::to_value(&case.run.metadata.creation_timestamp).map_err(|e| e.to_string())?;
-    let is_clock = |value: &Value| !clock.is_null() && *value == clock;
+    let now = serde_json::to_value(case.situation.now).map_err(|e| e.to_string())?;
+    let is_clock = |value: &Value| (!clock.is_null() && *value == clock) || (!now.is_null() && *value == now);
 
     let jobs = Api::<Job>::namespaced(client.clone(), namespace);
     let job_name = merge::job_name_for(&case.run);
@@ -167,15 +286,33 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
 
     let expected_status: Value = serde_norway::from_str(&case.expected_status).map_err(|e| e.to_string())?;
     let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
-    wait::until(TIMEOUT, "the run's status to match expected-status.yaml", || async {
+    wait::until(TIMEOUT, "the run's status to be exactly expected-status.yaml", || async {
         let live = runs.get(&run.name_any()).await.map_err(|e| e.to_string())?;
-        let actual = serde_json::to_value(&live.status).map_err(|e| e.to_string())?;
-        let problems = mismatches(&expected_status, &actual, &is_clock);
+        let actual = serde_json::to_value(live.status.unwrap_or_default()).map_err(|e| e.to_string())?;
+        let problems = differences(&expected_status, &actual, &is_clock);
         if problems.is_empty() { Ok(()) } else { Err(format!("\n  {}", problems.join("\n  "))) }
     })
     .await?;
 
-    if case.expected_job.is_none() {
+    // The steps that act on the Job show on it: its finalizer set or gone.
+    let steps = case.expected_steps.clone().unwrap_or_default();
+    for (step, held) in [("protect the Job", true), ("release the Job", false)] {
+        if steps.contains(step) {
+            wait::until(TIMEOUT, &format!("the Job's finalizer after \"{step}\""), || async {
+                let job = jobs.get_opt(&job_name).await.map_err(|e| e.to_string())?;
+                let holds = job.as_ref().is_some_and(merge::holds_finalizer);
+                if holds == held {
+                    Ok(())
+                } else {
+                    Err(format!("finalizers: {:?}", job.map(|j| j.finalizers().to_vec())))
+                }
+            })
+            .await?;
+        }
+    }
+
+    let existed = case.existing_job.as_ref().is_some_and(|job| merge::is_controlled_by(job, &case.run));
+    if case.expected_job.is_none() && !existed {
         let owned =
             jobs.get_opt(&job_name).await.map_err(|e| e.to_string())?.filter(|job| merge::is_controlled_by(job, run));
         if let Some(job) = owned {

@@ -17,7 +17,7 @@ pub enum ReconcileError {
     #[error("Job {0} was reported to exist, but is gone; retrying the create")]
     ConflictVanished(String),
     #[error("cannot write the status of JobRun {name}: {source}")]
-    PatchStatus { name: String, source: kube::Error },
+    WriteStatus { name: String, source: kube::Error },
     #[error("cannot set the finalizer of Job {name}: {source}")]
     PatchJob { name: String, source: kube::Error },
     #[error("Job {0} should have its finalizer set, but no Job was seen")]
@@ -35,7 +35,7 @@ impl ReconcileError {
             Self::GetJob { .. } => "get_job",
             Self::CreateJob { .. } => "create_job",
             Self::ConflictVanished(_) => "conflict_vanished",
-            Self::PatchStatus { .. } => "patch_status",
+            Self::WriteStatus { .. } => "write_status",
             Self::PatchJob { .. } => "patch_job",
             Self::NoJobToPatch(_) => "no_job_to_patch",
             Self::TooManySteps(_) => "too_many_steps",

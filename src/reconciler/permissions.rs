@@ -12,13 +12,15 @@ pub struct Permission {
 
 /// The operator's permissions, without the optional callback Secrets.
 pub const PERMISSIONS: &[Permission] = &[
-    // The Controller lists and watches runs; status goes through the subresource.
+    // The Controller lists and watches runs; status is replaced through the
+    // subresource, conditional on the run's resourceVersion.
     Permission { api_group: "cellbytes.io", resource: "jobruns", verbs: &["get", "list", "watch"] },
-    Permission { api_group: "cellbytes.io", resource: "jobruns/status", verbs: &["patch"] },
+    Permission { api_group: "cellbytes.io", resource: "jobruns/status", verbs: &["update"] },
     // Templates are cached; a cache miss makes one GET.
     Permission { api_group: "cellbytes.io", resource: "jobtemplates", verbs: &["get", "list", "watch"] },
-    // Owned Jobs are cached; create, and a GET after a 409 or a cache miss.
-    Permission { api_group: "batch", resource: "jobs", verbs: &["get", "list", "watch", "create"] },
+    // Owned Jobs are cached; create, a GET after a 409 or before a failure,
+    // and patch to set or remove the operator's finalizer.
+    Permission { api_group: "batch", resource: "jobs", verbs: &["get", "list", "watch", "create", "patch"] },
     // The event recorder creates events and patches repeated ones.
     Permission { api_group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
 ];

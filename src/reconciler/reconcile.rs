@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -207,7 +207,8 @@ pub async fn set_finalizer(job: &Job, jobs: &Api<Job>, protect: bool) -> Result<
 }
 
 /// Writes `next` through the status subresource, only when it changed, and
-/// records the events of what changed. The write is conditional on the
+/// records the events of what changed. The write replaces the whole status
+/// (nothing another writer left behind survives) and is conditional on the
 /// run's resourceVersion: a run read from a stale cache gets a 409, is left
 /// alone, and is reconciled again when its newer version arrives.
 async fn write_status(
@@ -220,13 +221,19 @@ async fn write_status(
     if previous == next {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": JobRun::api_version(&()),
-        "kind": JobRun::kind(&()),
-        "metadata": { "resourceVersion": run.resource_version() },
-        "status": next,
-    });
-    match runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+    let name = run.name_any();
+    let body = JobRun {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: run.namespace(),
+            resource_version: run.resource_version(),
+            ..ObjectMeta::default()
+        },
+        spec: run.spec.clone(),
+        status: Some(next.clone()),
+    };
+    let put = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
+    match runs.replace_status(&name, &put, &body).await {
         Ok(_) => {
             if let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) {
                 ctx.metrics.run_finished(phase.as_str());
@@ -238,7 +245,7 @@ async fn write_status(
             Ok(())
         }
         Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(()),
-        Err(source) => Err(ReconcileError::PatchStatus { name: run.name_any(), source }),
+        Err(source) => Err(ReconcileError::WriteStatus { name, source }),
     }
 }
 

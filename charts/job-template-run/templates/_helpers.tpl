@@ -78,21 +78,23 @@ src/reconciler/permissions.rs (tests/helm_chart.rs compares them), plus `get`
 on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
 */}}
 {{- define "job-template-run.rules" -}}
-# The controller lists and watches runs; status goes through the subresource.
+# The controller lists and watches runs; status is replaced through the
+# subresource, conditional on the run's resourceVersion.
 - apiGroups: ["cellbytes.io"]
   resources: ["jobruns"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["cellbytes.io"]
   resources: ["jobruns/status"]
-  verbs: ["patch"]
+  verbs: ["update"]
 # Templates are cached; a cache miss makes one GET.
 - apiGroups: ["cellbytes.io"]
   resources: ["jobtemplates"]
   verbs: ["get", "list", "watch"]
-# Owned Jobs are cached; create, and a GET after a 409 or a cache miss.
+# Owned Jobs are cached; create, a GET after a 409 or before a failure, and
+# patch to set or remove the operator's finalizer.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The event recorder creates events and patches repeated ones.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
