@@ -96,15 +96,31 @@ pub struct ControllerArgs {
 
 impl ControllerArgs {
     /// The operator's options from the flags.
-    pub fn options(&self) -> reconciler::Options {
+    pub fn options(&self) -> Result<reconciler::Options, CliError> {
         let mut options = reconciler::Options::new(Scope::from_namespaces(self.namespaces.clone()), self.listen);
+        if self.leader_election {
+            let namespace = self.leader_election_namespace.clone().ok_or(CliError::LeaseNamespace)?;
+            let identity = self
+                .leader_election_identity
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", MANAGER_IDENTITY_PREFIX, std::process::id()));
+            options.leader = Some(reconciler::LeaderOptions {
+                namespace,
+                lease_name: self.leader_election_lease_name.clone(),
+                identity,
+                lease_duration: Duration::from_secs(self.lease_duration_seconds),
+            });
+        }
         options.settings.template_grace = Duration::from_secs(self.template_grace_seconds);
         options.settings.resync = Duration::from_secs(self.resync_seconds);
         options.concurrency = self.concurrency;
         options.watch_failure_bound = Duration::from_secs(self.watch_failure_seconds);
-        options
+        Ok(options)
     }
 }
+
+/// The Lease identity of a replica that has no POD_NAME: this prefix and its pid.
+const MANAGER_IDENTITY_PREFIX: &str = "job-template-run";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -137,6 +153,10 @@ pub enum CliError {
     Logging(#[from] telemetry::LoggingError),
     #[error(transparent)]
     Controller(#[from] reconciler::StartError),
+    #[error(
+        "--leader-election needs --leader-election-namespace (or JTR_LEADER_ELECTION_NAMESPACE): the namespace of the Lease"
+    )]
+    LeaseNamespace,
 }
 
 /// Runs the parsed command.
@@ -144,7 +164,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Controller(args) => {
             telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)?;
-            reconciler::run(args.options()).await?;
+            reconciler::run(args.options()?).await?;
             Ok(())
         }
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),

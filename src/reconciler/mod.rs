@@ -82,6 +82,17 @@ pub struct Options {
     pub concurrency: u16,
     /// How long a watch may fail before /healthz answers 503.
     pub watch_failure_bound: Duration,
+    /// Reconcile only while holding this Lease; `None`: always.
+    pub leader: Option<LeaderOptions>,
+}
+
+/// Where and as whom to take part in leader election.
+#[derive(Clone, Debug)]
+pub struct LeaderOptions {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub lease_duration: Duration,
 }
 
 impl Options {
@@ -93,6 +104,7 @@ impl Options {
             settings: Settings::default(),
             concurrency: 32,
             watch_failure_bound: Duration::from_secs(120),
+            leader: None,
         }
     }
 }
@@ -128,8 +140,28 @@ pub async fn run_with_client(
 
     let server = telemetry::serve(options.listen, metrics.clone(), health.clone(), stopped()).await?;
     info!(listen = %options.listen, scope = ?options.scope, "starting job-template-run controller");
-    let (_leading_tx, leading) = watch::channel(true);
-    health.set_leading(true);
+    let (leading_tx, leading) = watch::channel(options.leader.is_none());
+    match &options.leader {
+        None => health.set_leading(true),
+        Some(leader) => {
+            let election = LeaderElection::new(
+                client.clone(),
+                &leader.namespace,
+                &leader.lease_name,
+                &leader.identity,
+                leader.lease_duration,
+            );
+            tokio::spawn(election.run(leading_tx, stopped()));
+            let (health, mut leading) = (health.clone(), leading.clone());
+            tokio::spawn(async move {
+                while leading.changed().await.is_ok() {
+                    let now = *leading.borrow_and_update();
+                    health.set_leading(now);
+                    info!(leading = now, "leadership changed");
+                }
+            });
+        }
+    }
 
     let namespaces: Vec<Option<String>> = match &options.scope {
         Scope::All => vec![None],
