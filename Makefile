@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CACHE_DIR ?= $(or $(JTR_CACHE_DIR),$(HOME)/.cache/job-template-run)
 export JTR_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help build test unit e2e tools cluster-image crd chart-lint image demo fmt lint clean
+.PHONY: help build test unit e2e tools cluster-image crd chart-lint image demo bench bench-quick fmt lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,18 @@ image: ## Build the operator image (FROM scratch, static musl binary)
 
 demo: ## Start a local cluster, run the operator on the seed's echo example, print the Job and the run's status
 	bash scripts/demo.sh
+
+BENCH_CRITERION := $(CURDIR)/bench/results/criterion
+
+bench: cluster-image ## Benchmark P1-P8 against the API-server floor (extra: BENCH_ARGS="--operator-cmd LABEL=CMD"); writes bench/results/ and bench/latest.*
+	cargo build --release --bin job-template-run
+	rm -rf $(BENCH_CRITERION)
+	CRITERION_HOME=$(BENCH_CRITERION) cargo bench -q -p bench --bench merge
+	CRITERION_HOME=$(BENCH_CRITERION) cargo run -q --profile bench-tool -p bench -- --latest bench/latest $(BENCH_ARGS)
+
+bench-quick: cluster-image ## What CI runs: P1, P2, P3, P5 in about two minutes; fails only on a gross regression against the floor
+	cargo build --release --bin job-template-run
+	cargo run -q --profile bench-tool -p bench -- --quick $(BENCH_ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -15,6 +15,10 @@
 #   ready line  "Node controller sync successful" on stderr, printed once the API
 #               answers /readyz, the fake Node is Ready and the `default`
 #               ServiceAccount exists in namespace `default`.
+#   audit log   $AUDIT_LOG: the API server audits, at level Metadata, the requests
+#               of ServiceAccounts only (the system components and the kubeconfig's
+#               admin are not audited), so a client given a ServiceAccount token can
+#               have its API calls counted from outside (`make bench` does).
 # Anything else as the first argument is exec'd (e.g. `kubectl version --client`).
 set -eu
 
@@ -29,6 +33,8 @@ export KWOK_KUBECTL_BINARY=$BIN/kubectl
 WORKDIR=$HOME/.kwok/clusters/$CLUSTER
 KUBECONFIG=$WORKDIR/kubeconfig.yaml
 export KUBECONFIG
+AUDIT_POLICY=$HOME/audit-policy.yaml
+AUDIT_LOG=$WORKDIR/logs/audit.log
 
 # Entry point messages go to stderr (like k3s); component and kwokctl output go
 # to stdout so that nothing but the real ready line can match on stderr.
@@ -62,6 +68,18 @@ done
 start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - start ))s; }
 
+# Audit ServiceAccounts' requests (metadata only), nobody else's: the cost
+# stays near zero for the components and the tests' admin client.
+cat > "$AUDIT_POLICY" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+POLICY
+
 set -- create cluster \
   --name "$CLUSTER" \
   --runtime binary \
@@ -72,6 +90,7 @@ set -- create cluster \
   --kube-controller-manager-binary "$BIN/kube-controller-manager" \
   --kube-scheduler-binary "$BIN/kube-scheduler" \
   --kwok-controller-binary "$BIN/kwok" \
+  --kube-audit-policy "$AUDIT_POLICY" \
   --kubeconfig "$HOME/.kube/config"
 if [ "$disable_kcm" = true ]; then
   set -- "$@" --disable kube-controller-manager
@@ -146,9 +165,13 @@ wait_for 60 "ServiceAccount default/default" kc get serviceaccount default -n de
 log "cluster ready after $(elapsed) (node $NODE_NAME, kube-controller-manager $([ "$disable_kcm" = true ] && echo disabled || echo running))"
 echo "Node controller sync successful" >&2
 
-# Stay in the foreground: stream component logs to stdout, exit when the API
-# server dies, exit 0 on SIGTERM/SIGINT.
-tail -n 0 -F "$WORKDIR"/logs/*.log 2>/dev/null &
+# Stay in the foreground: stream component logs (not the audit log) to
+# stdout, exit when the API server dies, exit 0 on SIGTERM/SIGINT.
+set --
+for f in "$WORKDIR"/logs/*.log; do
+  [ "$f" = "$AUDIT_LOG" ] || set -- "$@" "$f"
+done
+tail -n 0 -F "$@" 2>/dev/null &
 tail_pid=$!
 trap 'log "stopping"; kill "$tail_pid" 2>/dev/null; exit 0' TERM INT
 while :; do

@@ -18,6 +18,9 @@ use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
 use crate::settings::Settings;
 use crate::wait;
 
+/// Where the kwok image's API server writes its audit log.
+pub const AUDIT_LOG: &str = "/root/.kwok/clusters/kwok/logs/audit.log";
+
 /// Which parts of the control plane run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterKind {
@@ -131,6 +134,31 @@ impl Cluster {
             let _ = dir.keep();
         }
         eprintln!("kubeconfig of the kept cluster: {}", self.kubeconfig_path.display());
+    }
+
+    /// The id of the cluster container; `None` on an existing cluster.
+    pub fn container_id(&self) -> Option<&str> {
+        self.container.as_ref().map(|c| c.id())
+    }
+
+    /// The API server's audit log (JSON lines) of the project's kwok image,
+    /// which audits ServiceAccounts' requests only, at level Metadata (see
+    /// `e2e/cluster-image/entrypoint.sh`). Read through `docker exec`.
+    pub fn audit_log(&self) -> Result<String, ClusterError> {
+        let Some(id) = self.container_id() else {
+            return Err(ClusterError::Unavailable("an existing cluster has no audit log the harness can read".into()));
+        };
+        let output = Command::new("docker")
+            .args(["exec", id, "cat", AUDIT_LOG])
+            .output()
+            .map_err(|e| ClusterError::Unavailable(format!("docker exec: {e}")))?;
+        if !output.status.success() {
+            return Err(ClusterError::Unavailable(format!(
+                "cannot read {AUDIT_LOG} in the cluster container (an image built before the audit policy? run `make cluster-image`): {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// A folder for this cluster's scratch files.

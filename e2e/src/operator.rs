@@ -17,7 +17,8 @@ pub fn binary() -> PathBuf {
     })
 }
 
-/// A running operator process.
+/// A running operator process: the project's binary ([`Self::start`]) or
+/// any command ([`Self::spawn`]).
 pub struct OperatorProcess {
     child: Child,
     /// `http://127.0.0.1:<port>`, serving /healthz, /readyz and /metrics.
@@ -36,20 +37,41 @@ impl OperatorProcess {
             ));
         }
         let port = free_port()?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(["controller", "--listen", &format!("127.0.0.1:{port}"), "--log-level", "info,kube=warn"])
             .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut operator = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+            .stderr(Stdio::inherit());
+        let mut operator = Self::spawn(command, format!("http://127.0.0.1:{port}"))?;
         operator.wait_ready(Duration::from_secs(60))?;
         Ok(operator)
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    /// Starts any command as the operator under test (its environment,
+    /// arguments and output as the caller set them) and returns at once,
+    /// without waiting for readiness; `endpoint` is where it serves
+    /// `/readyz`, if anywhere. Killed when dropped, like [`Self::start`]'s.
+    pub fn spawn(mut command: Command, endpoint: String) -> Result<Self, String> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command.spawn().map_err(|e| format!("cannot start {program}: {e}"))?;
+        Ok(Self { child, endpoint })
+    }
+
+    /// The process id, e.g. to read its memory from `/proc/<pid>/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Polls `/readyz` every 100 ms until it answers 200, failing early if
+    /// the process exits.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

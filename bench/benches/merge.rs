@@ -1,0 +1,63 @@
+//! P6 of `make bench`: the pure functions `render` (template + run → Job)
+//! and `status` (Job → run status) on every fixture case, and their floors:
+//! a clone of the same inputs (the least work that builds the output).
+//! Short measurement times, so that all cases take about a minute.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use job_template_run::fixtures::Case;
+use job_template_run::merge;
+use k8s_openapi::api::batch::v1::Job;
+use std::hint::black_box;
+
+fn cases() -> Vec<Case> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("the fixtures folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|dir| match Case::load(dir) {
+            Ok(case) => Some(case),
+            Err(e) => {
+                eprintln!("skipping {}: {e}", dir.display());
+                None
+            }
+        })
+        .collect()
+}
+
+fn merge_functions(c: &mut Criterion) {
+    for case in cases() {
+        let mut group = c.benchmark_group(&case.name);
+        let run = &case.run;
+        let Some(template) = &case.template else {
+            continue;
+        };
+        group.bench_function("render", |b| b.iter(|| merge::render(black_box(template), black_box(run))));
+        group.bench_function("render-floor", |b| b.iter(|| black_box(template).clone()));
+        let Ok(job) = merge::render(template, run) else {
+            continue;
+        };
+        let observed = Job { status: case.job_status.clone(), ..job };
+        group.bench_function("status", |b| b.iter(|| merge::status(black_box(Some(&observed)), black_box(run))));
+        group.bench_function("status-floor", |b| b.iter(|| black_box(&observed.status).clone()));
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_millis(300))
+        .sample_size(20)
+        .without_plots();
+    targets = merge_functions
+}
+criterion_main!(benches);
