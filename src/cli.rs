@@ -25,6 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator against the cluster of the kubeconfig (or in-cluster).
     Controller(ControllerArgs),
+    /// Remove the operator's finalizer from every Job it manages (the
+    /// uninstall step: run it after scaling the operator to zero).
+    ReleaseFinalizers {
+        /// Only these namespaces (repeat or comma-separate); all when empty.
+        #[arg(long = "namespace", value_delimiter = ',')]
+        namespaces: Vec<String>,
+    },
     /// Print the CustomResourceDefinitions, generated from the Rust types.
     Crd {
         /// Write one `<name>.yaml` per CRD into this folder instead of printing.
@@ -153,6 +160,8 @@ pub enum CliError {
     Logging(#[from] telemetry::LoggingError),
     #[error(transparent)]
     Controller(#[from] reconciler::StartError),
+    #[error(transparent)]
+    Release(#[from] reconciler::ReleaseError),
     #[error(
         "--leader-election needs --leader-election-namespace (or JTR_LEADER_ELECTION_NAMESPACE): the namespace of the Lease"
     )]
@@ -165,6 +174,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Controller(args) => {
             telemetry::init_logging(&args.log_level, args.log_format == LogFormat::Json)?;
             reconciler::run(args.options()?).await?;
+            Ok(())
+        }
+        Command::ReleaseFinalizers { namespaces } => {
+            let client = kube::Client::try_default().await.map_err(reconciler::StartError::Client)?;
+            let released = reconciler::release_finalizers(&client, &Scope::from_namespaces(namespaces)).await?;
+            println!("released {released} Job(s)");
             Ok(())
         }
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),

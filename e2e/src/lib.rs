@@ -11,6 +11,7 @@
 //! - [`suite`]: runs trials with libtest-mimic around one shared cluster.
 
 pub mod cluster;
+pub mod drill;
 pub mod namespace;
 pub mod objects;
 pub mod operator;

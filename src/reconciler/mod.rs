@@ -9,6 +9,7 @@ mod janitor;
 mod leader;
 mod permissions;
 mod reconcile;
+mod uninstall;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use leader::{LeaderElection, LeaderError, Timing};
 pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::FIELD_MANAGER;
 use reconcile::{error_policy, reconcile};
+pub use uninstall::{ReleaseError, release_finalizers};
 
 use crate::crd::{JobRun, JobTemplate};
 use crate::merge::{self, LABEL_MANAGED_BY, MANAGER, Settings};
