@@ -16,7 +16,7 @@ use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             }),
             Test::new("a_missing_template_fails_the_run_with_one_failure_and_no_job", |e, ns| missing(e, ns).boxed()),
             Test::new("deleting_the_job_of_an_unfinished_run_records_job_lost", |e, ns| lost(e, ns).boxed()),
-            Test::new("the_operator_drains_and_exits_zero_on_sigterm", |e, ns| sigterm(e, ns).boxed()),
+            Test::new("sigterm_mid_burst_exits_zero_and_a_new_operator_finishes_every_run_once", |e, ns| {
+                sigterm(e, ns).boxed()
+            }),
             Test::new("the_readmes_python_client_example_creates_a_run_that_succeeds", |e, ns| python(e, ns).boxed()),
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
@@ -48,15 +50,45 @@ fn main() -> ExitCode {
     })
 }
 
+/// A test's namespace and its own operator, scoped to it: metrics and
+/// restarts concern this test alone.
 struct Ns {
     client: Client,
     name: String,
+    operator: OperatorProcess,
 }
 
 impl Ns {
     fn new(env: &Env, name: String) -> Result<Self, String> {
-        env.operator()?;
-        Ok(Self { client: env.client.clone(), name })
+        let operator = tokio::task::block_in_place(|| {
+            OperatorProcess::start(&env.cluster.kubeconfig_path, &["--namespace", &name])
+        })?;
+        Ok(Self { client: env.client.clone(), name, operator })
+    }
+
+    /// A metric of this test's operator; 0 when not exposed yet.
+    fn metric(&self, series: &str) -> Result<f64, String> {
+        let (code, text) = http_get(&self.operator.endpoint, "/metrics")?;
+        ensure(code == 200, || format!("/metrics answered {code}"))?;
+        Ok(text
+            .lines()
+            .find(|line| line.split(' ').next() == Some(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// Touches the run and waits until the operator has reconciled it since:
+    /// a positive sign that it processed every earlier event of the run.
+    async fn settled(&self, run: &str) -> Result<(), String> {
+        let before = self.metric("job_template_run_reconciles_total")?;
+        let touch = json!({ "metadata": { "annotations": { "e2e.cellbytes.io/touched": before.to_string() } } });
+        self.runs().patch(run, &PatchParams::default(), &Patch::Merge(&touch)).await.map_err(|e| e.to_string())?;
+        wait::until(TIMEOUT, "the operator to reconcile the touched run", || async {
+            let now = self.metric("job_template_run_reconciles_total")?;
+            if now > before { Ok(()) } else { Err(format!("reconciles {now}")) }
+        })
+        .await
     }
 
     fn runs(&self) -> Api<JobRun> {
@@ -148,8 +180,7 @@ async fn ttl(env: Arc<Env>, name: String) -> Result<(), String> {
     ns.create_run(run(&ns.name, "ephemeral", "echo", &[])?).await?;
     let finished = ns.wait_phase("ephemeral", Phase::Succeeded).await?;
     ns.wait_job_gone("ephemeral").await?;
-    // Give the operator every chance to (wrongly) create the Job again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    ns.settled("ephemeral").await?;
     ensure(ns.jobs().get_opt("ephemeral").await.map_err(|e| e.to_string())?.is_none(), || {
         "the Job was re-created".into()
     })?;
@@ -223,7 +254,8 @@ async fn lost(env: Arc<Env>, name: String) -> Result<(), String> {
     let status = ns.wait_phase("unlucky", Phase::Failed).await?;
     let failed = condition(&status, "Failed").ok_or("no Failed=True")?;
     ensure(failed.reason.as_deref() == Some("JobLost"), || format!("reason is {:?}", failed.reason))?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    ns.wait_job_gone("unlucky").await?;
+    ns.settled("unlucky").await?;
     ensure(ns.jobs().get_opt("unlucky").await.map_err(|e| e.to_string())?.is_none(), || "the Job was re-created".into())
 }
 
@@ -245,26 +277,41 @@ async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
         if has("JobCreated") && has("Finished") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
     })
     .await?;
-    let operator = env.operator()?;
-    let (code, metrics) = http_get(&operator.endpoint, "/metrics")?;
-    ensure(code == 200, || format!("/metrics answered {code}"))?;
-    for metric in [
-        "job_template_run_jobs_created_total",
-        "job_template_run_runs_finished_total{phase=\"Succeeded\"}",
-        "job_template_run_reconcile_duration_seconds_bucket",
-    ] {
-        ensure(metrics.contains(metric), || format!("/metrics lacks {metric}:\n{metrics}"))?;
-    }
-    Ok(())
+    // This test's own operator saw exactly this run.
+    let created = ns.metric("job_template_run_jobs_created_total")?;
+    ensure(created == 1.0, || format!("jobs_created_total is {created}"))?;
+    let finished = ns.metric("job_template_run_runs_finished_total{phase=\"Succeeded\"}")?;
+    ensure(finished == 1.0, || format!("runs_finished_total{{Succeeded}} is {finished}"))?;
+    let timed = ns.metric("job_template_run_reconcile_duration_seconds_count")?;
+    let reconciles = ns.metric("job_template_run_reconciles_total")?;
+    ensure(reconciles >= 2.0 && timed == reconciles, || format!("reconciles {reconciles}, timed {timed}"))
 }
 
-async fn sigterm(env: Arc<Env>, namespace: String) -> Result<(), String> {
-    // A second operator of its own, scoped to this test's namespace, so the
-    // shared one keeps serving the other tests undisturbed.
-    let operator = OperatorProcess::start(&env.cluster.kubeconfig_path, &["--namespace", &namespace])?;
+async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    let names: Vec<String> = (0..40).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        ns.create_run(run(&ns.name, name, "echo", &[])?).await?;
+    }
+    // SIGTERM while the burst is being reconciled.
+    wait::until(TIMEOUT, "the first Jobs", || async {
+        let jobs = ns.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        if jobs.items.len() >= 5 { Ok(()) } else { Err(format!("{} Jobs", jobs.items.len())) }
+    })
+    .await?;
+    let Ns { client, name, operator } = ns;
     let started = std::time::Instant::now();
     let status = tokio::task::block_in_place(|| operator.terminate(Duration::from_secs(20)))?;
     ensure(status.success(), || format!("exit status after SIGTERM: {status}"))?;
-    eprintln!("operator exited {:.2}s after SIGTERM", started.elapsed().as_secs_f64());
-    Ok(())
+    eprintln!("operator exited {:.2}s after SIGTERM, mid-burst", started.elapsed().as_secs_f64());
+    // A new operator finishes the work: one Job per run, every run Succeeded.
+    let ns =
+        Ns { operator: OperatorProcess::start(&env.cluster.kubeconfig_path, &["--namespace", &name])?, client, name };
+    for run in &names {
+        let status = ns.wait_phase(run, Phase::Succeeded).await?;
+        ensure(status.succeeded == Some(1), || format!("{run}: succeeded {:?}", status.succeeded))?;
+    }
+    let jobs = ns.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    ensure(jobs.items.len() == names.len(), || format!("{} Jobs for {} runs", jobs.items.len(), names.len()))
 }

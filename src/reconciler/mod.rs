@@ -143,6 +143,10 @@ pub async fn run_with_client(
     let server = telemetry::serve(options.listen, metrics.clone(), health.clone(), stopped()).await?;
     info!(listen = %options.listen, scope = ?options.scope, "starting job-template-run controller");
     let (leading_tx, leading) = watch::channel(options.leader.is_none());
+    // The Lease is released only once the controllers have drained, so a
+    // new leader never overlaps this one's last reconciles.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut election_task = None;
     match &options.leader {
         None => health.set_leading(true),
         Some(leader) => {
@@ -153,7 +157,9 @@ pub async fn run_with_client(
                 &leader.identity,
                 leader.lease_duration,
             );
-            tokio::spawn(election.run(leading_tx, stopped()));
+            election_task = Some(tokio::spawn(election.run(leading_tx, async move {
+                let _ = drained_rx.await;
+            })));
             let (health, mut leading) = (health.clone(), leading.clone());
             tokio::spawn(async move {
                 while leading.changed().await.is_ok() {
@@ -178,6 +184,10 @@ pub async fn run_with_client(
         info!("caches synced, ready");
     });
     let (served, _) = tokio::join!(server, future::join_all(controllers));
+    let _ = drained_tx.send(());
+    if let Some(task) = election_task {
+        let _ = task.await;
+    }
     served.map_err(StartError::ServeIo)?;
     info!("stopped");
     Ok(())
