@@ -25,6 +25,9 @@ const NON_DEFAULT_VALUES: &[&str] = &[
     "serviceMonitor.enabled=true",
     "callbacks.secretTokens=true",
     "logFormat=text",
+    "reconcile.templateGraceSeconds=30",
+    "reconcile.resyncSeconds=60",
+    "reconcile.concurrency=8",
 ];
 
 fn chart_dir() -> PathBuf {
@@ -422,6 +425,9 @@ fn the_deployment_passes_the_values_as_controller_flags() {
             "--listen=0.0.0.0:8080",
             "--log-format=text",
             "--log-level=info",
+            "--template-grace-seconds=30",
+            "--resync-seconds=60",
+            "--concurrency=8",
             "--namespace=a",
             "--namespace=b",
             "--leader-election",
