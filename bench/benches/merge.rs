@@ -57,6 +57,7 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(100))
         .measurement_time(Duration::from_millis(300))
         .sample_size(20)
+        .nresamples(2_000)
         .without_plots();
     targets = merge_functions
 }

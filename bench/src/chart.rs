@@ -121,6 +121,7 @@ fn timeline(
         .configure_mesh()
         .x_desc("s since the first create")
         .y_desc("Jobs existing")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(chart_error)?;

@@ -218,7 +218,10 @@ struct Figures {
     /// The floor only: all JobRuns, then all Jobs.
     burst_b: Option<Burst>,
     p3: Option<StatusLag>,
+    /// API calls over the P3 runs' lives.
     calls: Option<Calls>,
+    /// API calls during the burst.
+    burst_calls: Option<Calls>,
     /// Start → ready (s); for the floor, listing what a cache holds.
     ready_idle: Option<f64>,
     rss_idle: Option<f64>,
@@ -286,6 +289,7 @@ async fn measure(
                 phases::p2(&bench, BurstKind::Runs, &format!("{prefix}-p2"), || after_burst = running.memory()).await?,
             );
             figures.burst_peak = Some(after_burst.peak_mib());
+            figures.burst_calls = figures.burst.as_ref().and_then(|b| audit_calls(cluster, b.from, b.to));
             let lag = phases::p3(&bench, Who::Operator, &format!("{prefix}-p3")).await?;
             running.check_alive()?;
             figures.calls = audit_calls(cluster, lag.from, lag.to);
@@ -549,6 +553,14 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
     }
     report.row(writes);
     report.row(reads);
+    let metric = "API writes per run during the burst, until its last Job exists";
+    let mut during = Row::new("P5", metric, "calls", floor.burst_b.as_ref().map(|_| 2.0));
+    for (label, f) in columns {
+        if let Some(calls) = &f.burst_calls {
+            during.values.insert(label.clone(), calls.writes() as f64 / plan.burst.max(1) as f64);
+        }
+    }
+    report.row(during);
     if let Some(big_floor) = &floor.big {
         let metric = format!("API writes in the first 10 s of a start with {} finished runs", plan.big);
         let mut restart = Row::new("P5", metric, "calls", Some(0.0));

@@ -191,7 +191,7 @@ pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Vec<f64>> {
 }
 
 /// What a burst took.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Burst {
     /// From the first create to the last Job visible, in s.
     pub total: f64,
@@ -202,6 +202,9 @@ pub struct Burst {
     pub timeline: Vec<f64>,
     /// JSON bytes of the namespace's JobRuns and Jobs, as listed afterwards.
     pub json_bytes: u64,
+    /// Wall-clock window from the first create to the last Job visible.
+    pub from: Timestamp,
+    pub to: Timestamp,
 }
 
 /// P2: `plan.burst` objects created by `clients.len()` concurrent clients.
@@ -210,6 +213,7 @@ pub async fn p2(bench: &Bench, kind: BurstKind, prefix: &str, after: impl FnOnce
     let namespace = stage.name().to_owned();
     let names: Vec<String> = (0..bench.plan.burst).map(|i| format!("b-{i:05}")).collect();
     let workers = bench.clients.len().max(1);
+    let from = Timestamp::now();
     let start = Instant::now();
     let uids: HashMap<String, String> = if kind == BurstKind::Jobs {
         HashMap::new()
@@ -249,6 +253,7 @@ pub async fn p2(bench: &Bench, kind: BurstKind, prefix: &str, after: impl FnOnce
             names.iter().map(|n| s.job.get(n).copied()).collect::<Option<Vec<Instant>>>()
         })
         .await?;
+    let to = Timestamp::now();
     let last = all.iter().max().copied().unwrap_or(start);
     let mut timeline: Vec<f64> = all.iter().map(|t| t.saturating_duration_since(start).as_secs_f64()).collect();
     timeline.sort_by(f64::total_cmp);
@@ -260,6 +265,8 @@ pub async fn p2(bench: &Bench, kind: BurstKind, prefix: &str, after: impl FnOnce
         lag: last.saturating_duration_since(last_create).as_secs_f64(),
         timeline,
         json_bytes,
+        from,
+        to,
     })
 }
 
