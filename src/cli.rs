@@ -99,6 +99,32 @@ pub struct ControllerArgs {
     #[arg(long, env = "JTR_LEASE_DURATION_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_duration_seconds: u64,
+    /// Callback attempts per run before giving up.
+    #[arg(long, env = "JTR_CALLBACK_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub callback_max_attempts: u32,
+    /// The delay after a callback's first failed attempt, in milliseconds;
+    /// it doubles per attempt (plus up to a quarter of jitter).
+    #[arg(long, env = "JTR_CALLBACK_INITIAL_DELAY_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub callback_initial_delay_ms: u64,
+    /// The longest delay between callback attempts (also caps Retry-After).
+    #[arg(long, env = "JTR_CALLBACK_MAX_DELAY_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub callback_max_delay_seconds: u64,
+    /// How long one callback attempt may take, connect to last byte.
+    #[arg(long, env = "JTR_CALLBACK_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub callback_timeout_seconds: u64,
+    /// Callback hosts and networks (CIDRs) allowed although the SSRF guard
+    /// refuses them (private, loopback, link-local): receivers inside the
+    /// cluster, e.g. `hooks.tools.svc.cluster.local,10.96.0.0/12`.
+    #[arg(long = "callback-allow", env = "JTR_CALLBACK_ALLOW", value_delimiter = ',')]
+    pub callback_allow: Vec<String>,
+    /// A file with the key that signs callback bodies (HMAC-SHA256 in
+    /// `X-Signature-256`); the chart mounts a Secret there. No signature without.
+    #[arg(long, env = "JTR_CALLBACK_SIGNING_KEY_FILE")]
+    pub callback_signing_key_file: Option<PathBuf>,
 }
 
 impl ControllerArgs {
@@ -121,6 +147,14 @@ impl ControllerArgs {
         options.settings.template_grace = Duration::from_secs(self.template_grace_seconds);
         options.settings.resync = Duration::from_secs(self.resync_seconds);
         options.concurrency = self.concurrency;
+        options.settings.callback = merge::CallbackSettings {
+            max_attempts: self.callback_max_attempts,
+            initial_delay: Duration::from_millis(self.callback_initial_delay_ms),
+            max_delay: Duration::from_secs(self.callback_max_delay_seconds),
+            timeout: Duration::from_secs(self.callback_timeout_seconds),
+        };
+        options.callback.guard.allow = merge::AllowList::parse(&self.callback_allow);
+        options.callback.signing_key_file = self.callback_signing_key_file.clone();
         options.watch_failure_bound = Duration::from_secs(self.watch_failure_seconds);
         Ok(options)
     }

@@ -86,7 +86,7 @@ prop_compose! {
     ) -> JobStatus {
         JobStatus {
             conditions: Some(conditions),
-            start_time: started.then(|| Time(Timestamp::UNIX_EPOCH)),
+            start_time: started.then_some(Time(Timestamp::UNIX_EPOCH)),
             active,
             ..JobStatus::default()
         }
@@ -106,7 +106,7 @@ fn job_at(run: &JobRun, owner: u8, deleting: bool, held: bool, status: JobStatus
                 1 => Some(vec![owner_ref("another-uid")]),
                 _ => None,
             },
-            deletion_timestamp: deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
             finalizers: held.then(|| vec![merge::FINALIZER.to_owned()]),
             ..ObjectMeta::default()
         },
@@ -181,7 +181,7 @@ proptest! {
         let job = status.map(|status| job_at(&run, owner, deleting, held, status));
         let seen = Observed {
             run: &run, job: job.as_ref(), template: Some(&template), live: seed % 3 == 0,
-            refusal: None, other_run_exists: seed % 5 == 0, now: Timestamp::UNIX_EPOCH,
+            refusal: None, other_run_exists: seed % 5 == 0, attempt: None, now: Timestamp::UNIX_EPOCH,
         };
         let step = merge::decide(&seen, &Settings::default());
         prop_assert!(matches!(step, Step::Done | Step::Release), "a finished run got {step:?}");
@@ -194,7 +194,7 @@ proptest! {
     ) {
         let job = status.map(|status| job_at(&run, owner, deleting, held, status));
         let now = Timestamp::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(late)).expect("a time");
-        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, now };
+        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, attempt: None, now };
         match merge::decide(&seen, &Settings::default()) {
             Step::Create(new) => {
                 prop_assert!(job.is_none(), "a Job exists, yet the table creates one");
@@ -208,6 +208,7 @@ proptest! {
                 }
             }
             Step::Protect | Step::Release => prop_assert!(job.as_ref().is_some_and(|j| merge::is_controlled_by(j, &run))),
+            Step::Deliver(_) => prop_assert!(merge::is_finished(&run), "an unfinished run delivers its callback"),
             Step::Done | Step::ReadLive | Step::Wait(_) => {}
         }
     }

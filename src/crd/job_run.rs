@@ -66,20 +66,27 @@ pub struct JobRunSpec {
     #[schemars(length(max = 256), inner(length(max = 8192)))]
     pub args: Option<Vec<String>>,
 
-    /// Accepted for compatibility with the Python original: a URL to notify
-    /// when the run finishes.
+    /// Where to POST a JSON notification once the run has finished
+    /// (`Succeeded` or `Failed`): delivered at least once, with retries, and
+    /// recorded in `status.callback` and the `CallbackDelivered` condition.
+    /// Only http and https; addresses inside the cluster, loopback,
+    /// link-local (cloud metadata) and private ranges are refused unless the
+    /// operator's allow-list admits them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub callback_url: Option<String>,
 
-    /// Accepted for compatibility: a bearer token sent with the callback.
-    /// Prefer `callbackTokenSecretRef`, which keeps the token out of the run.
+    /// Accepted for compatibility with the Python original: a bearer token
+    /// sent as `Authorization: Bearer` with the callback. It is plain text in
+    /// the run, so it earns a Warning; prefer `callbackTokenSecretRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
     pub callback_token: Option<String>,
 
-    /// Accepted for compatibility: the callback token, read from a Secret in
-    /// the run's namespace.
+    /// The callback's bearer token, read from this key of a Secret in the
+    /// run's namespace at send time and sent as `Authorization: Bearer`;
+    /// never copied into any object. Needs the chart value
+    /// `callbacks.secretTokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_token_secret_ref: Option<CallbackTokenSecretRef>,
 }
@@ -168,6 +175,31 @@ pub struct JobRunStatus {
     /// way, and `Failed` when no Job could be created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<JobCondition>>,
+    /// The delivery of `spec.callbackUrl`, once the run has finished; the
+    /// `CallbackDelivered` condition says where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackStatus>,
+}
+
+/// What the operator has done to deliver the run's callback.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackStatus {
+    /// Attempts made so far (an attempt that could not read its token counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// The HTTP status code of the last answer, if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status_code: Option<i32>,
+    /// When the last attempt was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    /// When the next attempt is due, while retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<Time>,
+    /// When the receiver answered 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_time: Option<Time>,
 }
 
 #[cfg(test)]

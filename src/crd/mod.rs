@@ -8,6 +8,8 @@ mod job_run;
 mod job_template;
 mod manifests;
 
-pub use job_run::{CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, MAX_OVERRIDE_CHARACTERS, Phase};
+pub use job_run::{
+    CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, MAX_OVERRIDE_CHARACTERS, Phase,
+};
 pub use job_template::{JobTemplate, JobTemplateSpec};
 pub use manifests::{ManifestError, crd_file_name, manifests, to_yaml};

@@ -4,6 +4,7 @@
 //!
 //! | the run and what exists                          | step                                            |
 //! |--------------------------------------------------|-------------------------------------------------|
+//! | finished, with a callback to deliver             | deliver it (see `callback.rs`), Job kept        |
 //! | finished, or being deleted                       | release its Job's finalizer, else nothing, ever |
 //! | its Job (controlled by this run's uid)           | protect it (finalizer), then mirror its status  |
 //! | its Job, being deleted before it finished        | `Failed/JobLost` with the Job's last counts     |
@@ -27,6 +28,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::callback::{
+    Attempt, CallbackSettings, Delivery, after_attempt, callback_pending, delivery, next_attempt, with_callback_pending,
+};
 use super::failure::{Failure, FailureReason, Refusal};
 use super::ownership::is_controlled_by;
 use super::render::{FINALIZER, render};
@@ -47,6 +51,8 @@ pub struct Settings {
     pub resync: Duration,
     /// How soon to look again while a previous run's Job is being removed.
     pub previous_job_retry: Duration,
+    /// Callback delivery limits.
+    pub callback: CallbackSettings,
 }
 
 impl Default for Settings {
@@ -55,6 +61,7 @@ impl Default for Settings {
             template_grace: Duration::from_secs(10),
             resync: Duration::from_secs(300),
             previous_job_retry: Duration::from_secs(2),
+            callback: CallbackSettings::default(),
         }
     }
 }
@@ -76,6 +83,8 @@ pub struct Observed<'a> {
     /// For a `job` controlled by a JobRun other than `run`: whether that
     /// run still exists (and is not being deleted).
     pub other_run_exists: bool,
+    /// What this reconcile's callback attempt came to, once it was made.
+    pub attempt: Option<&'a Attempt>,
     pub now: Timestamp,
 }
 
@@ -101,6 +110,8 @@ pub enum Step {
     Write(Box<JobRunStatus>, Next),
     /// Nothing to change now; come back as `Next` says.
     Wait(Next),
+    /// POST the run's callback once; decide again with what it came to.
+    Deliver(Box<Delivery>),
 }
 
 /// When to reconcile the run again, besides on any change.
@@ -116,9 +127,23 @@ pub enum Next {
 
 /// The decision table (see the module's documentation).
 pub fn decide(seen: &Observed<'_>, settings: &Settings) -> Step {
+    match decide_step(seen, settings) {
+        // A run that ends with a callback to send says so at once.
+        Step::Write(status, next) if status.phase.is_some_and(|p| p.is_final()) => {
+            Step::Write(Box::new(with_callback_pending(*status, seen.run, &Time(seen.now))), next)
+        }
+        step => step,
+    }
+}
+
+fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
     let run = seen.run;
     let ours = seen.job.filter(|job| is_controlled_by(job, run));
-    if is_finished(run) || run.metadata.deletion_timestamp.is_some() {
+    let deleting = run.metadata.deletion_timestamp.is_some();
+    if is_finished(run) && !deleting && callback_pending(run) {
+        return deliver(seen, settings);
+    }
+    if is_finished(run) || deleting {
         return if ours.is_some_and(holds_finalizer) { Step::Release } else { Step::Done };
     }
     let resync = Next::After(resync_delay(run, settings));
@@ -191,6 +216,25 @@ pub fn decide(seen: &Observed<'_>, settings: &Settings) -> Step {
     }
 }
 
+/// A finished run's pending callback: record the attempt just made, wait
+/// until the next is due, or make it (on what the API server says now, so a
+/// lagging cache never sends a delivered callback again). The run's Job
+/// keeps its finalizer meanwhile.
+fn deliver(seen: &Observed<'_>, settings: &Settings) -> Step {
+    let run = seen.run;
+    if let Some(attempt) = seen.attempt {
+        let (status, retry) = after_attempt(run, attempt, seen.now, &settings.callback);
+        return Step::Write(Box::new(status), retry.map_or(Next::Change, Next::After));
+    }
+    if let Some(due) = next_attempt(run).filter(|due| seen.now < *due) {
+        return Step::Wait(Next::After(seen.now.duration_until(due).unsigned_abs()));
+    }
+    if !seen.live {
+        return Step::ReadLive;
+    }
+    delivery(run).map_or(Step::Done, |delivery| Step::Deliver(Box::new(delivery)))
+}
+
 /// Whether the operator may let go of a Job that is being deleted, seen
 /// from the Job's side: its run (`owner`, read live by the name in the
 /// Job's controller reference) is gone, is another run of the same name, or
@@ -241,6 +285,118 @@ fn resync_delay(run: &JobRun, settings: &Settings) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{JobRunSpec, Phase};
+    use crate::merge::callback::Attempt;
+
+    fn finished(callback_url: Option<&str>) -> (JobRun, Job) {
+        let spec =
+            JobRunSpec { template_ref: "t".into(), callback_url: callback_url.map(Into::into), ..Default::default() };
+        let mut run = JobRun::new("r", spec);
+        run.metadata.uid = Some("uid-1".into());
+        run.metadata.namespace = Some("ns".into());
+        run.status =
+            Some(JobRunStatus { phase: Some(Phase::Succeeded), job_name: Some("r".into()), ..Default::default() });
+        let mut job = Job::default();
+        job.metadata.name = Some("r".into());
+        job.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        job.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "cellbytes.io/v1".into(),
+            kind: "JobRun".into(),
+            name: "r".into(),
+            uid: "uid-1".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        (run, job)
+    }
+
+    fn seen<'a>(run: &'a JobRun, job: &'a Job, live: bool, attempt: Option<&'a Attempt>, now: i64) -> Observed<'a> {
+        Observed {
+            run,
+            job: Some(job),
+            template: None,
+            live,
+            refusal: None,
+            other_run_exists: false,
+            attempt,
+            now: Timestamp::from_second(now).expect("a time"),
+        }
+    }
+
+    #[test]
+    fn a_finished_run_without_a_callback_releases_its_job_and_costs_nothing_more() {
+        let (mut run, job) = finished(None);
+        assert_eq!(decide(&seen(&run, &job, false, None, 10), &Settings::default()), Step::Release);
+        run.spec.callback_url = Some("https://h/".into());
+        run.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(decide(&seen(&run, &job, false, None, 10), &Settings::default()), Step::Release);
+    }
+
+    #[test]
+    fn a_finished_run_with_a_pending_callback_keeps_its_job_reads_live_then_delivers() {
+        let (run, job) = finished(Some("https://hooks.example.com/done"));
+        let settings = Settings::default();
+        assert_eq!(decide(&seen(&run, &job, false, None, 10), &settings), Step::ReadLive);
+        match decide(&seen(&run, &job, true, None, 10), &settings) {
+            Step::Deliver(delivery) => {
+                assert_eq!(delivery.url, "https://hooks.example.com/done");
+                assert_eq!(delivery.idempotency_key, "uid-1");
+            }
+            step => panic!("expected a delivery, got {step:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_attempt_is_written_then_waited_for_then_retried() {
+        let (mut run, job) = finished(Some("https://h/"));
+        let settings = Settings::default();
+        let failed = Attempt::Answered { code: 503, retry_after: None };
+        let Step::Write(status, Next::After(delay)) = decide(&seen(&run, &job, true, Some(&failed), 10), &settings)
+        else {
+            panic!("a retry is written with its delay");
+        };
+        run.status = Some(*status);
+        let Step::Wait(Next::After(left)) = decide(&seen(&run, &job, true, None, 11), &settings) else {
+            panic!("the retry is not due yet");
+        };
+        assert_eq!(left + Duration::from_secs(1), delay);
+        let due = 10 + delay.as_secs() as i64;
+        assert!(matches!(decide(&seen(&run, &job, true, None, due), &settings), Step::Deliver(_)));
+    }
+
+    #[test]
+    fn a_delivered_or_refused_callback_ends_and_the_job_is_released() {
+        for attempt in [Attempt::Answered { code: 200, retry_after: None }, Attempt::Refused("loopback".into())] {
+            let (mut run, job) = finished(Some("https://h/"));
+            let Step::Write(status, Next::Change) =
+                decide(&seen(&run, &job, true, Some(&attempt), 10), &Settings::default())
+            else {
+                panic!("{attempt:?} ends delivery");
+            };
+            run.status = Some(*status);
+            assert_eq!(decide(&seen(&run, &job, false, None, 11), &Settings::default()), Step::Release);
+        }
+    }
+
+    #[test]
+    fn a_run_that_finishes_with_a_callback_url_records_it_as_pending() {
+        let (mut run, mut job) = finished(Some("https://h/"));
+        run.status =
+            Some(JobRunStatus { phase: Some(Phase::Running), job_name: Some("r".into()), ..Default::default() });
+        job.status = Some(k8s_openapi::api::batch::v1::JobStatus {
+            conditions: Some(vec![k8s_openapi::api::batch::v1::JobCondition {
+                type_: "Complete".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let Step::Write(status, Next::Change) = decide(&seen(&run, &job, false, None, 10), &Settings::default()) else {
+            panic!("the final status is written");
+        };
+        let pending = status.conditions.iter().flatten().find(|c| c.type_ == "CallbackDelivered");
+        assert_eq!(pending.and_then(|c| c.reason.as_deref()), Some("Pending"));
+    }
 
     #[test]
     fn the_resync_delay_is_spread_by_uid_within_a_tenth_of_the_period() {

@@ -4,19 +4,26 @@
 //! the run's status is. The reconciler and the offline `render` command call
 //! the same functions, and the fixtures in `fixtures/` pin their behaviour.
 
+mod callback;
 mod decide;
 mod failure;
+mod guard;
 mod names;
 mod notes;
 mod ownership;
 mod render;
 mod status;
 
+pub use callback::{
+    Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, Token, body as callback_body,
+    callback_pending, callback_state, callback_state_of,
+};
 pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,
     holds_finalizer, release_orphan,
 };
 pub use failure::{Failure, FailureReason, Refusal};
+pub use guard::{AllowList, Cidr, CidrError, Guard, Refused, Target, canonical, forbidden};
 pub use names::label_safe;
 pub use notes::{MAX_NOTE_BYTES, Note, cut_note, notes};
 pub use ownership::{adopt, is_controlled_by};

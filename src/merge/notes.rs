@@ -1,6 +1,7 @@
 //! Which Events a status change deserves: decided from the statuses alone,
 //! so a repeated write of the same situation never repeats an Event.
 
+use super::callback::{CONDITION_CALLBACK_DELIVERED, CallbackState, callback_state_of};
 use crate::crd::{JobRunStatus, Phase};
 
 /// The API's limit on an Event's note, in bytes.
@@ -21,6 +22,40 @@ pub struct Note {
 /// - a new reason to wait (`TemplateReady=False`, `JobCreated=False`): a
 ///   Warning with its reason and message, once per distinct message.
 pub fn notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
+    let mut notes = run_notes(previous, next);
+    notes.extend(callback_note(previous, next));
+    notes
+}
+
+/// The callback's Event when its condition changes: each outcome
+/// (delivered, retrying with what went wrong, rejected, refused, gave up),
+/// and a Warning for a plain-text token when it is first pending.
+fn callback_note(previous: &JobRunStatus, next: &JobRunStatus) -> Option<Note> {
+    let condition = |status: &JobRunStatus| {
+        status.conditions.iter().flatten().find(|c| c.type_ == CONDITION_CALLBACK_DELIVERED).cloned()
+    };
+    let now = condition(next)?;
+    let before = condition(previous);
+    if before.as_ref().is_some_and(|b| b.reason == now.reason && b.message == now.message) {
+        return None;
+    }
+    let message = now.message.clone().unwrap_or_default();
+    let state = callback_state_of(next)?;
+    let reason = match state {
+        CallbackState::Pending if message.contains("callbackTokenSecretRef") => "CallbackTokenInSpec",
+        CallbackState::Pending => return None,
+        CallbackState::Retrying => "CallbackRetrying",
+        CallbackState::TokenUnavailable => "CallbackTokenUnavailable",
+        CallbackState::Delivered => "CallbackDelivered",
+        CallbackState::Rejected => "CallbackRejected",
+        CallbackState::Refused => "CallbackRefused",
+        CallbackState::TokenForbidden => "CallbackTokenForbidden",
+        CallbackState::GaveUp => "CallbackGaveUp",
+    };
+    Some(Note { warning: state != CallbackState::Delivered, reason: reason.to_owned(), note: message })
+}
+
+fn run_notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
     let mut notes = Vec::new();
     let final_now = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p));
     if let Some(phase) = final_now {
@@ -48,7 +83,9 @@ pub fn notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
             .flatten()
             .any(|c| c.status == "False" && &c.reason == reason && &c.message == message)
     };
-    for waiting in next.conditions.iter().flatten().filter(|c| c.status == "False") {
+    let waiting =
+        next.conditions.iter().flatten().filter(|c| c.status == "False" && c.type_ != CONDITION_CALLBACK_DELIVERED);
+    for waiting in waiting {
         if !seen_before(&waiting.reason, &waiting.message) {
             notes.push(Note {
                 warning: true,

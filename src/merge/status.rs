@@ -56,6 +56,7 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
         succeeded: job_status.succeeded,
         failed: job_status.failed,
         conditions: (!conditions.is_empty()).then_some(conditions),
+        callback: None,
     }
 }
 

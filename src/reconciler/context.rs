@@ -26,6 +26,7 @@ pub struct Context {
     pub backoff: Backoff,
     pub settings: Settings,
     pub gate: Gate,
+    pub sender: Arc<super::callback::Sender>,
 }
 
 /// Whether reconciles may act: all caches have synced, and this replica

@@ -2,6 +2,7 @@
 //! reconciles each run with [`reconcile::reconcile`]. No polling: a run is
 //! reconciled when it or its Job changes, or when a retry is due.
 
+mod callback;
 mod context;
 mod error;
 mod informer;
@@ -24,6 +25,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
+pub use callback::{CallbackOptions, CallbackSetupError, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, signature};
 use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
 use informer::{Informer, prune_job, prune_run, prune_template};
@@ -71,6 +73,8 @@ pub enum StartError {
     Serve(#[from] telemetry::ServeError),
     #[error("health and metrics endpoint failed: {0}")]
     ServeIo(#[source] std::io::Error),
+    #[error(transparent)]
+    Callback(#[from] CallbackSetupError),
 }
 
 /// How the operator runs.
@@ -86,6 +90,8 @@ pub struct Options {
     pub watch_failure_bound: Duration,
     /// Reconcile only while holding this Lease; `None`: always.
     pub leader: Option<LeaderOptions>,
+    /// The callback sender's guard and signing key.
+    pub callback: CallbackOptions,
 }
 
 /// Where and as whom to take part in leader election.
@@ -107,15 +113,32 @@ impl Options {
             concurrency: 32,
             watch_failure_bound: Duration::from_secs(120),
             leader: None,
+            callback: CallbackOptions::default(),
         }
     }
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C, then drains in-flight
 /// reconciliations and stops.
-pub async fn run(options: Options) -> Result<(), StartError> {
-    let client = Client::try_default().await.map_err(StartError::Client)?;
+pub async fn run(mut options: Options) -> Result<(), StartError> {
+    let config = kube::Config::infer().await.map_err(|e| StartError::Client(kube::Error::InferConfig(e)))?;
+    options.callback.guard.api_server.extend(api_server_addresses(&config.cluster_url).await);
+    let client = Client::try_from(config).map_err(StartError::Client)?;
     run_with_client(client, options, shutdown_signal()).await
+}
+
+/// The API server's addresses, which no callback may reach.
+async fn api_server_addresses(url: &http::Uri) -> Vec<SocketAddr> {
+    let Some(host) = url.host() else { return Vec::new() };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_u16().unwrap_or(if url.scheme_str() == Some("http") { 80 } else { 443 });
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(found) => found.collect(),
+        Err(error) => {
+            tracing::warn!(%host, %error, "cannot resolve the API server's address for the callback guard");
+            Vec::new()
+        }
+    }
 }
 
 /// Runs the operator with `client` until `shutdown` completes. The e2e
@@ -125,6 +148,7 @@ pub async fn run_with_client(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let sender = Arc::new(Sender::new(&options.callback, options.settings.callback.timeout)?);
     let metrics = Arc::new(Metrics::default());
     let health = Health::new(options.watch_failure_bound);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -175,7 +199,7 @@ pub async fn run_with_client(
         Scope::All => vec![None],
         Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     };
-    let shared = Shared { client, metrics, health: health.clone(), options: options.clone(), leading };
+    let shared = Shared { client, metrics, health: health.clone(), options: options.clone(), leading, sender };
     let (controllers, ready_signals): (Vec<_>, Vec<_>) =
         namespaces.iter().map(|namespace| controller(&shared, namespace.as_deref(), stopped())).unzip();
     tokio::spawn(async move {
@@ -200,6 +224,7 @@ struct Shared {
     health: Health,
     options: Options,
     leading: watch::Receiver<bool>,
+    sender: Arc<Sender>,
 }
 
 /// One controller for one namespace (or all): its run loop, and a future
@@ -245,6 +270,7 @@ where
         backoff: Backoff::default(),
         settings: shared.options.settings.clone(),
         gate: Gate { synced, leading: shared.leading.clone() },
+        sender: shared.sender.clone(),
     });
 
     // Jobs being deleted while they hold the operator's finalizer also go

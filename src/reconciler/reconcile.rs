@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -17,12 +18,12 @@ use tracing::{info, warn};
 use super::context::Context;
 use super::error::ReconcileError;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
-use crate::merge::{self, FINALIZER, Next, Observed, Refusal, Step};
+use crate::merge::{self, Attempt, CallbackState, FINALIZER, Next, Observed, Refusal, Step};
 
 /// The field manager of the operator's writes.
 pub const FIELD_MANAGER: &str = "job-template-run";
 
-/// Bounds the steps of one reconcile: read live, create, then one write.
+/// Bounds the steps of one reconcile: read live, create (or deliver), then one write.
 const MAX_STEPS: usize = 4;
 
 /// Brings the run's status in line with its Job, creating the Job once.
@@ -57,6 +58,7 @@ struct Seen {
     template: Option<Arc<JobTemplate>>,
     live: bool,
     refusal: Option<Refusal>,
+    attempt: Option<Attempt>,
 }
 
 async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
@@ -68,6 +70,7 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
         runs: Api::namespaced(ctx.client.clone(), &namespace),
         jobs: Api::namespaced(ctx.client.clone(), &namespace),
         templates: Api::namespaced(ctx.client.clone(), &namespace),
+        secrets: Api::namespaced(ctx.client.clone(), &namespace),
     };
     let job_name = merge::job_name_for(&run);
     let mut seen = Seen {
@@ -76,6 +79,7 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
         run,
         live: false,
         refusal: None,
+        attempt: None,
     };
     for _ in 0..MAX_STEPS {
         let other_run_exists = seen.job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
@@ -90,6 +94,7 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
             live: seen.live,
             refusal: seen.refusal.as_ref(),
             other_run_exists,
+            attempt: seen.attempt.as_ref(),
             now: Timestamp::now(),
         };
         match merge::decide(&observed, &ctx.settings) {
@@ -129,7 +134,14 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
                     template: template.map(Arc::new),
                     live: true,
                     refusal: None,
+                    attempt: None,
                 };
+            }
+            Step::Deliver(delivery) => {
+                let attempt = ctx.sender.send(&delivery, &api.secrets).await;
+                ctx.metrics.callback_attempt(attempt.class());
+                info!(jobrun = %seen.run.name_any(), url = %delivery.url, result = attempt.class(), "callback attempt");
+                seen.attempt = Some(attempt);
             }
             Step::Create(job) => match create_job(&seen.run, &job, &api.jobs, ctx).await? {
                 Created::Job(created) => {
@@ -154,6 +166,7 @@ struct Apis {
     runs: Api<JobRun>,
     jobs: Api<Job>,
     templates: Api<JobTemplate>,
+    secrets: Api<Secret>,
 }
 
 enum Created {
@@ -238,6 +251,7 @@ async fn write_status(
             if let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) {
                 ctx.metrics.run_finished(phase.as_str());
             }
+            callback_metrics(&previous, &next, ctx);
             for note in merge::notes(&previous, &next) {
                 let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
                 publish(ctx, run, type_, &note.reason, &note.note).await;
@@ -246,6 +260,25 @@ async fn write_status(
         }
         Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(()),
         Err(source) => Err(ReconcileError::WriteStatus { name, source }),
+    }
+}
+
+/// Counts a callback's outcome once it ends, and for a delivered one its
+/// latency from the run's finish.
+fn callback_metrics(previous: &JobRunStatus, next: &JobRunStatus, ctx: &Context) {
+    let (Some(state), before) = (merge::callback_state_of(next), merge::callback_state_of(previous)) else {
+        return;
+    };
+    if !state.is_final() || before == Some(state) {
+        return;
+    }
+    ctx.metrics.callback_outcome(state.as_str());
+    if state == CallbackState::Delivered {
+        let finished = next.conditions.iter().flatten().find(|c| c.type_ == merge::CONDITION_FINISHED);
+        if let Some(at) = finished.and_then(|c| c.last_transition_time.as_ref()) {
+            let latency = at.0.duration_until(Timestamp::now()).as_secs_f64().max(0.0);
+            ctx.metrics.callback_delivered(latency);
+        }
     }
 }
 

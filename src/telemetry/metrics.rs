@@ -14,6 +14,16 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: String,
 }
@@ -26,6 +36,9 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     jobs_created: Counter,
     runs_finished: Family<PhaseLabel, Counter>,
+    callback_attempts: Family<ResultLabel, Counter>,
+    callback_outcomes: Family<OutcomeLabel, Counter>,
+    callback_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -46,7 +59,36 @@ impl Default for Metrics {
         );
         registry.register("jobs_created", "Jobs created for JobRuns", jobs_created.clone());
         registry.register("runs_finished", "JobRuns that reached a final phase, by phase", runs_finished.clone());
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, jobs_created, runs_finished }
+        let callback_attempts = Family::<ResultLabel, Counter>::default();
+        let callback_outcomes = Family::<OutcomeLabel, Counter>::default();
+        let callback_latency = Histogram::new(exponential_buckets(0.05, 2.0, 16));
+        registry.register(
+            "callback_attempts",
+            "Callback attempts, by result class (2xx, 3xx, 4xx, 5xx, timeout, network, refused, token)",
+            callback_attempts.clone(),
+        );
+        registry.register(
+            "callback_outcomes",
+            "Callbacks that ended, by outcome (Delivered, Rejected, Refused, TokenForbidden, GaveUp)",
+            callback_outcomes.clone(),
+        );
+        registry.register_with_unit(
+            "callback_delivery_latency",
+            "Time from a run's finish to its callback's 2xx",
+            prometheus_client::registry::Unit::Seconds,
+            callback_latency.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            jobs_created,
+            runs_finished,
+            callback_attempts,
+            callback_outcomes,
+            callback_latency,
+        }
     }
 }
 
@@ -79,6 +121,18 @@ impl Metrics {
 
     pub fn run_finished(&self, phase: &str) {
         self.runs_finished.get_or_create(&PhaseLabel { phase: phase.to_owned() }).inc();
+    }
+
+    pub fn callback_attempt(&self, result: &str) {
+        self.callback_attempts.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
+    }
+
+    pub fn callback_outcome(&self, outcome: &str) {
+        self.callback_outcomes.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+    }
+
+    pub fn callback_delivered(&self, latency_seconds: f64) {
+        self.callback_latency.observe(latency_seconds);
     }
 
     /// The OpenMetrics text exposition.
