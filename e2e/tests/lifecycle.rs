@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             Test::new("sigterm_mid_burst_exits_zero_and_a_new_operator_finishes_every_run_once", |e, ns| {
                 sigterm(e, ns).boxed()
             }),
+            Test::new("an_operator_that_cannot_reach_the_api_server_is_unready_and_then_unhealthy", |e, ns| {
+                unreachable(e, ns).boxed()
+            }),
             Test::new("the_readmes_python_client_example_creates_a_run_that_succeeds", |e, ns| python(e, ns).boxed()),
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
@@ -314,4 +317,37 @@ async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
     }
     let jobs = ns.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
     ensure(jobs.items.len() == names.len(), || format!("{} Jobs for {} runs", jobs.items.len(), names.len()))
+}
+
+async fn unreachable(env: Arc<Env>, namespace: String) -> Result<(), String> {
+    // The same kubeconfig, pointed at a loopback port where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&env.cluster.kubeconfig_path).map_err(|e| e.to_string())?;
+    let mut config: serde_json::Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
+    for cluster in config["clusters"].as_array_mut().into_iter().flatten() {
+        cluster["cluster"]["server"] = json!(format!("https://{closed}"));
+    }
+    let path = env.cluster.scratch_dir().join(format!("{namespace}-unreachable.yaml"));
+    std::fs::write(&path, serde_norway::to_string(&config).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let mut command = std::process::Command::new(e2e::operator::binary());
+    command
+        .args(["controller", "--listen", &format!("127.0.0.1:{port}"), "--namespace", &namespace])
+        .args(["--watch-failure-seconds", "2", "--log-level", "error"])
+        .env("KUBECONFIG", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let operator = OperatorProcess::spawn(command, format!("http://127.0.0.1:{port}"))?;
+    let started = std::time::Instant::now();
+    let (code, body) = wait::until(TIMEOUT, "/healthz to fail", || async {
+        let ready = http_get(&operator.endpoint, "/readyz")?;
+        ensure(ready.0 == 503, || format!("/readyz answered {} {}", ready.0, ready.1))?;
+        let health = http_get(&operator.endpoint, "/healthz")?;
+        if health.0 == 503 { Ok(health) } else { Err(format!("/healthz answered {}", health.0)) }
+    })
+    .await?;
+    eprintln!("/healthz answered {code} ({body}) {:.1}s after start", started.elapsed().as_secs_f64());
+    ensure(body.contains("failing for"), || format!("/healthz body: {body}"))?;
+    ensure(started.elapsed() >= Duration::from_secs(2), || "unhealthy before the bound".into())
 }
