@@ -88,6 +88,7 @@ struct Event {
     user_agent: String,
     object_ref: Option<ObjectRef>,
     request_received_timestamp: Timestamp,
+    stage_timestamp: Option<Timestamp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +101,21 @@ struct User {
 struct ObjectRef {
     resource: Option<String>,
     subresource: Option<String>,
+    name: Option<String>,
+}
+
+/// When the API server received each Job create of `username`, and when it
+/// answered, by Job name.
+pub fn job_creates(log: &str, username: &str) -> BTreeMap<String, (Timestamp, Timestamp)> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+        .filter(|e| e.user.username == username && e.verb == "create" && e.stage == "ResponseComplete")
+        .filter_map(|e| {
+            let object = e.object_ref?;
+            (object.resource.as_deref() == Some("jobs") && object.subresource.is_none())
+                .then_some((object.name?, (e.request_received_timestamp, e.stage_timestamp?)))
+        })
+        .collect()
 }
 
 /// API calls of one user in a time window, by verb and resource.
@@ -170,6 +186,14 @@ mod tests {
 {"kind":"Event","stage":"ResponseComplete","verb":"watch","user":{"username":"system:serviceaccount:jtr-bench:operator"},"userAgent":"ua","objectRef":{"resource":"jobs"},"requestReceivedTimestamp":"2026-01-01T00:00:02.000000Z"}
 {"kind":"Event","stage":"ResponseComplete","verb":"get","user":{"username":"someone-else"},"objectRef":{"resource":"jobs"},"requestReceivedTimestamp":"2026-01-01T00:00:02.000000Z"}
 {"kind":"Event","stage":"ResponseComplete","verb":"get","user":{"username":"system:serviceaccount:jtr-bench:operator"},"objectRef":{"resource":"jobs"},"requestReceivedTimestamp":"2026-01-01T00:00:09.000000Z"}"#;
+
+    #[test]
+    fn finds_job_creates_by_name() {
+        let log = r#"{"stage":"ResponseComplete","verb":"create","user":{"username":"u"},"objectRef":{"resource":"jobs","name":"p1-00001"},"requestReceivedTimestamp":"2026-01-01T00:00:01.000100Z","stageTimestamp":"2026-01-01T00:00:01.002100Z"}"#;
+        let creates = job_creates(log, "u");
+        let (received, completed) = creates["p1-00001"];
+        assert_eq!(completed.duration_since(received).as_micros(), 2000);
+    }
 
     #[test]
     fn counts_one_user_in_a_window_by_verb() {

@@ -214,6 +214,8 @@ fn check_binary(operator: &OperatorSpec) -> Result<()> {
 #[derive(Debug, Default)]
 struct Figures {
     p1: Vec<f64>,
+    /// Where P1's time went, as a sentence (operators only).
+    p1_breakdown: Option<String>,
     burst: Option<Burst>,
     /// The floor only: all JobRuns, then all Jobs.
     burst_b: Option<Burst>,
@@ -266,7 +268,7 @@ async fn measure(
         ready_idle: Some(big::list_all(&cluster.client().await?).await?.took.as_secs_f64()),
         ..Default::default()
     };
-    floor.p1 = phases::p1(&bench, Who::Floor, "bench-floor-p1").await?;
+    floor.p1 = phases::p1(&bench, Who::Floor, "bench-floor-p1").await?.samples;
     floor.burst = Some(phases::p2(&bench, BurstKind::Jobs, "bench-floor-p2a", || {}).await?);
     floor.burst_b = Some(phases::p2(&bench, BurstKind::RunsThenJobs, "bench-floor-p2b", || {}).await?);
     floor.p3 = Some(phases::p3(&bench, Who::Floor, "bench-floor-p3").await?);
@@ -282,7 +284,9 @@ async fn measure(
             tokio::time::sleep(Duration::from_secs(2)).await;
             figures.rss_idle = Some(running.memory().rss_mib());
             let prefix = format!("bench-{}", spec.label.to_ascii_lowercase());
-            figures.p1 = phases::p1(&bench, Who::Operator, &format!("{prefix}-p1")).await?;
+            let p1 = phases::p1(&bench, Who::Operator, &format!("{prefix}-p1")).await?;
+            figures.p1_breakdown = cluster.audit_log().ok().and_then(|log| p1_breakdown(&log, &p1));
+            figures.p1 = p1.samples;
             running.check_alive()?;
             let mut after_burst = Memory::default();
             figures.burst = Some(
@@ -421,6 +425,31 @@ async fn wait_ready(bench: &Bench, running: &mut Running) -> Result<Duration> {
     let took = seen.saturating_duration_since(running.started);
     stage.finish().await?;
     Ok(took)
+}
+
+/// P1 split at the operator's Job create, as the audit log saw it: before
+/// it reached the API server, in the API server, and until the benchmark's
+/// watch saw the Job.
+fn p1_breakdown(log: &str, p1: &phases::Sequential) -> Option<String> {
+    let creates = audit::job_creates(log, &audit::username());
+    let ms = |from: Timestamp, to: Timestamp| to.duration_since(from).as_secs_f64() * 1000.0;
+    let (mut before, mut inside, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, sent, seen) in &p1.marks {
+        if let Some((received, answered)) = creates.get(name) {
+            before.push(ms(*sent, *received));
+            inside.push(ms(*received, *answered));
+            after.push(ms(*answered, *seen));
+        }
+    }
+    let median = |v: &[f64]| Summary::of(v).map(|s| report::number(s.median));
+    Some(format!(
+        "{} ms from the run's create call to the operator's Job create reaching the API server, {} ms in the API server, {} ms from its answer to the Job's watch event at the benchmark ({} of {} runs matched)",
+        median(&before)?,
+        median(&inside)?,
+        median(&after)?,
+        before.len(),
+        p1.marks.len()
+    ))
 }
 
 fn audit_calls(cluster: &Cluster, from: Timestamp, to: Timestamp) -> Option<Calls> {
@@ -648,6 +677,11 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
     }
     report.p6 = p6;
     report.notes = notes(plan);
+    for (label, f) in columns {
+        if let Some(breakdown) = &f.p1_breakdown {
+            report.notes.push(format!("Where P1's time goes, {label} (medians): {breakdown}."));
+        }
+    }
     report.notes.extend(phases::WARNINGS.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
 }
 

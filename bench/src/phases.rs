@@ -163,16 +163,27 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
+/// What P1 saw.
+#[derive(Debug, Clone, Default)]
+pub struct Sequential {
+    /// Create → the Job visible, in ms.
+    pub samples: Vec<f64>,
+    /// Per run: its name, when its create was sent and when its Job was
+    /// seen, on the wall clock (to line up with the audit log).
+    pub marks: Vec<(String, Timestamp, Timestamp)>,
+}
+
 /// P1: runs one after the other at idle (suspended Jobs, a pause between
 /// runs); each sample is create → the Job visible to a watch, in ms. The
 /// floor creates the Job itself.
-pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Vec<f64>> {
+pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Sequential> {
     let stage = Stage::new(&bench.client, prefix, JobKind::Suspended).await?;
-    let mut samples = Vec::with_capacity(bench.plan.p1_runs);
+    let mut seq = Sequential::default();
     // One unmeasured run first: the first write in a fresh namespace pays
     // for the connection and the API server's caches, whoever writes.
     for i in 0..=bench.plan.p1_runs {
         let name = format!("p1-{i:05}");
+        let sent = Timestamp::now();
         let start = Instant::now();
         match who {
             Who::Floor => create_job(&bench.client, stage.name(), &name, None, JobKind::Suspended).await?,
@@ -182,12 +193,15 @@ pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Vec<f64>> {
         }
         let seen = stage.observer.wait_for(&format!("the Job of {name}"), WAIT, |s| s.job.get(&name).copied()).await?;
         if i > 0 {
-            samples.push(ms(seen.saturating_duration_since(start)));
+            let took = seen.saturating_duration_since(start);
+            seq.samples.push(ms(took));
+            let seen_wall = jiff::SignedDuration::try_from(took).ok().and_then(|d| sent.checked_add(d).ok());
+            seq.marks.push((name, sent, seen_wall.unwrap_or(sent)));
         }
         tokio::time::sleep(bench.plan.p1_pause).await;
     }
     stage.finish().await?;
-    Ok(samples)
+    Ok(seq)
 }
 
 /// What a burst took.
