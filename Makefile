@@ -29,7 +29,7 @@ cluster-image: ## Build the e2e cluster image (real Kubernetes binaries from Go 
 
 e2e: cluster-image build image ## Tier 2: fixture replay, CRD validation, lifecycle, packaging, leader election and fault drills against the cluster container
 	HELM=$$(bash scripts/install-helm.sh) PYTHON=$$(bash scripts/install-python-client.sh) \
-		cargo test -p e2e --test fixture_replay --test crd_validation --test lifecycle --test packaging --test leader_election --test drills
+		cargo test -p e2e --test fixture_replay --test crd_validation --test lifecycle --test packaging --test leader_election --test drills --test callbacks
 
 crd: ## Regenerate the chart's CRDs from the Rust types
 	cargo run -q --bin job-template-run -- crd --output-dir charts/job-template-run/crds

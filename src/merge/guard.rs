@@ -150,19 +150,19 @@ impl Guard {
         if self.allow.admits_host(&target.host) || self.allow.admits_address(address) {
             return Ok(());
         }
+        if let Some(range) = forbidden(address) {
+            return Err(Refused(format!(
+                "callback host {:?} resolves to {address}, a {range} address; add the host or a network to the operator's callback allow-list to reach it",
+                target.host
+            )));
+        }
         if self.api_server.iter().any(|api| canonical(api.ip()) == canonical(address)) {
             return Err(Refused(format!(
                 "callback host {:?} resolves to {address}, the Kubernetes API server's address",
                 target.host
             )));
         }
-        match forbidden(address) {
-            Some(range) => Err(Refused(format!(
-                "callback host {:?} resolves to {address}, a {range} address; add the host or a network to the operator's callback allow-list to reach it",
-                target.host
-            ))),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 
