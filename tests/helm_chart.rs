@@ -428,6 +428,10 @@ fn the_deployment_passes_the_values_as_controller_flags() {
             "--template-grace-seconds=30",
             "--resync-seconds=60",
             "--concurrency=8",
+            "--callback-max-attempts=8",
+            "--callback-initial-delay-ms=2000",
+            "--callback-max-delay-seconds=300",
+            "--callback-timeout-seconds=10",
             "--namespace=a",
             "--namespace=b",
             "--leader-election",
@@ -498,4 +502,68 @@ fn every_value_is_documented_in_the_chart_readme() {
     assert!(undocumented.is_empty(), "values missing from README.md: {undocumented:?}");
     let stale: Vec<&String> = documented.difference(&keys).collect();
     assert!(stale.is_empty(), "README.md documents values that do not exist: {stale:?}");
+}
+
+/// The NetworkPolicy's egress rules (DNS and the API server come first).
+fn egress(sets: &[&str]) -> Vec<Value> {
+    let mut all = vec!["networkPolicy.enabled=true"];
+    all.extend_from_slice(sets);
+    let documents = template(&all);
+    the_one(&documents, "NetworkPolicy")["spec"]["egress"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn by_default_the_network_policy_opens_no_callback_egress() {
+    let rules = egress(&[]);
+    assert_eq!(rules.len(), 2, "only DNS and the API server: {rules:?}");
+}
+
+#[test]
+fn the_network_policys_callback_egress_follows_the_allow_list() {
+    let rules = egress(&["callbacks.allow={10.96.0.0/12,hooks.tools.svc,127.0.0.1,fd00::1}"]);
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let callback = &rules[2];
+    assert_eq!(callback["ports"], serde_json::json!([{ "port": 443, "protocol": "TCP" }]));
+    let cidrs: Vec<&str> =
+        callback["to"].as_array().expect("peers").iter().filter_map(|p| p["ipBlock"]["cidr"].as_str()).collect();
+    assert_eq!(cidrs, ["10.96.0.0/12", "127.0.0.1/32", "fd00::1/128"], "host names are not CIDRs");
+}
+
+#[test]
+fn callback_peers_open_callback_egress_on_the_callback_ports_only() {
+    let rules = egress(&["networkPolicy.callbackTo[0].ipBlock.cidr=0.0.0.0/0", "networkPolicy.callbackPorts={8443}"]);
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(rules[2]["ports"], serde_json::json!([{ "port": 8443, "protocol": "TCP" }]));
+    assert_eq!(rules[2]["to"], serde_json::json!([{ "ipBlock": { "cidr": "0.0.0.0/0" } }]));
+}
+
+#[test]
+fn callback_values_become_flags_and_the_signing_secret_is_mounted() {
+    let sets = [
+        "callbacks.allow={hooks.tools.svc,10.0.0.0/8}",
+        "callbacks.maxAttempts=3",
+        "callbacks.timeoutSeconds=5",
+        "callbacks.signingSecret.name=callback-signing",
+        "callbacks.signingSecret.key=hmac",
+    ];
+    let documents = template(&sets);
+    let pod = &the_one(&documents, "Deployment")["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    for flag in [
+        "--callback-max-attempts=3",
+        "--callback-timeout-seconds=5",
+        "--callback-allow=hooks.tools.svc,10.0.0.0/8",
+        "--callback-signing-key-file=/etc/job-template-run/callback-signing/key",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing from {args:?}");
+    }
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "callback-signing");
+    assert_eq!(pod["volumes"][0]["secret"]["items"][0], serde_json::json!({ "key": "hmac", "path": "key" }));
+    assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/etc/job-template-run/callback-signing");
+    assert_eq!(pod["containers"][0]["volumeMounts"][0]["readOnly"], true);
+}
+
+#[test]
+fn a_callback_timeout_longer_than_the_grace_period_allows_is_rejected() {
+    assert_rejected_by_the_schema(&["callbacks.timeoutSeconds=60"], "/callbacks/timeoutSeconds");
 }
