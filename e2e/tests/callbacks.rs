@@ -53,6 +53,9 @@ fn main() -> ExitCode {
             Test::new("a_missing_secret_or_key_gives_a_clear_condition_and_a_bounded_number_of_tries", |e, ns| {
                 missing_secret(e, ns).boxed()
             }),
+            Test::new("sigterm_during_an_attempt_lets_it_finish_and_records_it_before_the_exit", |e, ns| {
+                sigterm(e, ns).boxed()
+            }),
         ]
     })
 }
@@ -84,6 +87,8 @@ enum Reply {
     Status(u16),
     /// Read the request, then answer nothing for this long.
     Hang(Duration),
+    /// Answer with this code after this long.
+    Slow(Duration, u16),
 }
 
 /// A small HTTP/1.1 server on 127.0.0.1 that records each request.
@@ -163,7 +168,15 @@ async fn serve(mut stream: tokio::net::TcpStream, recorded: Arc<Mutex<Vec<Reques
         all.len() - 1
     };
     let reply = replies.get(index).or(replies.last()).cloned().unwrap_or(Reply::Status(200));
+    let reply = match reply {
+        Reply::Slow(delay, code) => {
+            tokio::time::sleep(delay).await;
+            Reply::Status(code)
+        }
+        other => other,
+    };
     match reply {
+        Reply::Slow(..) => {}
         Reply::Status(code) => {
             let answer = format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             let _ = stream.write_all(answer.as_bytes()).await;
@@ -613,4 +626,26 @@ async fn missing_secret(env: Arc<Env>, name: String) -> Result<(), String> {
     let tries = operator.metric("job_template_run_callback_attempts_total{result=\"token\"}")?;
     ensure(tries == 6.0, || format!("token attempts {tries}"))?;
     stays_at(&receiver, 0, Duration::from_secs(1)).await
+}
+
+/// Shutdown: an attempt in flight at SIGTERM completes and is recorded.
+async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let ns = Ns { client: env.client.clone(), name };
+    let receiver = Receiver::start(vec![Reply::Slow(Duration::from_secs(3), 200)]).await?;
+    ns.echo_template(json!({})).await?;
+    ns.callback_run("draining", "echo", json!({ "callbackUrl": receiver.url("/") })).await?;
+    wait::until(TIMEOUT, "the attempt to reach the receiver", || async {
+        if receiver.requests().is_empty() { Err("no request yet".to_owned()) } else { Ok(()) }
+    })
+    .await?;
+    let Operator { process, _dir, .. } = operator;
+    let exit = tokio::task::block_in_place(|| process.terminate(Duration::from_secs(20)))?;
+    ensure(exit.success(), || format!("exit status after SIGTERM: {exit}"))?;
+    let status = ns.status("draining").await?;
+    report("shutdown mid-attempt", &status);
+    ensure(callback_condition(&status).is_some_and(|c| c.reason.as_deref() == Some("Delivered")), || {
+        format!("after the exit: {:?}", callback_condition(&status))
+    })?;
+    stays_at(&receiver, 1, Duration::from_millis(500)).await
 }

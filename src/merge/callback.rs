@@ -174,12 +174,13 @@ impl Attempt {
     }
 }
 
-/// The callback's state on the run; `None` when it has no `callbackUrl`.
-/// A finished run without the condition has not been attempted.
+/// The run's callback state; `None` when it has no `callbackUrl`, or when
+/// it finished without this operator's `CallbackDelivered` condition (a run
+/// that another operator, such as the Python original, saw finish and
+/// notified: it is not notified again).
 pub fn callback_state(run: &JobRun) -> Option<CallbackState> {
     run.spec.callback_url.as_ref()?;
-    let reason = callback_condition(run.status.as_ref()?).and_then(|c| c.reason.as_deref());
-    Some(reason.and_then(CallbackState::from_reason).unwrap_or(CallbackState::Pending))
+    callback_state_of(run.status.as_ref()?)
 }
 
 /// The callback's state recorded in a status, if it has the condition.
@@ -299,7 +300,7 @@ pub fn after_attempt(
     if let Attempt::Answered { code, .. } = attempt {
         callback.last_status_code = Some(i32::from(*code));
     }
-    let url = run.spec.callback_url.as_deref().unwrap_or_default();
+    let url = shown_url(run.spec.callback_url.as_deref().unwrap_or_default());
     let (state, message, retry) = match attempt {
         Attempt::Answered { code: 200..=299, .. } => {
             callback.delivered_time = Some(Time(now));
@@ -343,6 +344,21 @@ pub fn after_attempt(
     status.callback = Some(callback);
     set_condition(&mut status, state, plain_token_note(run, message), &Time(now));
     (status, retry)
+}
+
+/// The callback URL as messages and logs show it: without user info and
+/// query, which may carry credentials.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "the callback URL".to_owned(),
+    }
 }
 
 /// `initial_delay · 2^(attempts-1)`, plus up to a quarter of it spread by
@@ -414,9 +430,12 @@ mod tests {
     }
 
     #[test]
-    fn a_run_without_a_callback_url_has_nothing_pending() {
+    fn only_a_run_that_finished_with_a_pending_callback_has_one_to_deliver() {
         assert!(!callback_pending(&finished_run(None)));
-        assert!(callback_pending(&finished_run(Some("https://hooks.example.com/"))));
+        let mut run = finished_run(Some("https://hooks.example.com/"));
+        assert!(!callback_pending(&run), "a run finished under another operator is not notified again");
+        run.status = Some(with_callback_pending(run.status.clone().unwrap_or_default(), &run, &Time(at(1))));
+        assert!(callback_pending(&run));
     }
 
     #[test]
@@ -508,6 +527,15 @@ mod tests {
         assert!(retry.is_some_and(|d| d >= Duration::from_secs(2)));
         assert_eq!(reason(&run).as_deref(), Some("TokenUnavailable"));
         assert!(callback_pending(&run));
+    }
+
+    #[test]
+    fn messages_show_the_url_without_credentials_or_query() {
+        assert_eq!(shown_url("https://user:pw@h.example.com:8443/p?token=x#f"), "https://h.example.com:8443/p");
+        let mut run = finished_run(Some("https://user:pw@h/p?token=x"));
+        apply(&mut run, Attempt::Answered { code: 500, retry_after: None }, at(1));
+        let message = run.status.as_ref().and_then(callback_condition).and_then(|c| c.message.clone());
+        assert!(message.as_deref().is_some_and(|m| m.starts_with("https://h/p answered 500")), "{message:?}");
     }
 
     #[test]

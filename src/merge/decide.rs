@@ -294,8 +294,8 @@ mod tests {
         let mut run = JobRun::new("r", spec);
         run.metadata.uid = Some("uid-1".into());
         run.metadata.namespace = Some("ns".into());
-        run.status =
-            Some(JobRunStatus { phase: Some(Phase::Succeeded), job_name: Some("r".into()), ..Default::default() });
+        let status = JobRunStatus { phase: Some(Phase::Succeeded), job_name: Some("r".into()), ..Default::default() };
+        run.status = Some(with_callback_pending(status, &run, &Time(Timestamp::UNIX_EPOCH)));
         let mut job = Job::default();
         job.metadata.name = Some("r".into());
         job.metadata.finalizers = Some(vec![FINALIZER.into()]);

@@ -124,7 +124,7 @@ impl Guard {
     /// Checks the URL itself: scheme, host, no credentials.
     pub fn target(&self, url: &str) -> Result<Target, Refused> {
         let parsed =
-            url::Url::parse(url).map_err(|error| Refused(format!("callback URL {url:?} does not parse: {error}")))?;
+            url::Url::parse(url).map_err(|error| Refused(format!("the callback URL does not parse: {error}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!("callback URL scheme {:?} is not http or https", parsed.scheme())));
         }
@@ -132,7 +132,7 @@ impl Guard {
             Some(url::Host::Domain(name)) => name.to_owned(),
             Some(url::Host::Ipv4(address)) => address.to_string(),
             Some(url::Host::Ipv6(address)) => address.to_string(),
-            None => return Err(Refused(format!("callback URL {url:?} has no host"))),
+            None => return Err(Refused("the callback URL has no host".to_owned())),
         };
         let port = parsed.port_or_known_default().unwrap_or(80);
         Ok(Target { host, port })

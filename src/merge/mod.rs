@@ -16,7 +16,7 @@ mod status;
 
 pub use callback::{
     Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, Token, body as callback_body,
-    callback_pending, callback_state, callback_state_of,
+    callback_pending, callback_state, callback_state_of, shown_url,
 };
 pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,

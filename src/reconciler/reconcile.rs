@@ -140,7 +140,7 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
             Step::Deliver(delivery) => {
                 let attempt = ctx.sender.send(&delivery, &api.secrets).await;
                 ctx.metrics.callback_attempt(attempt.class());
-                info!(jobrun = %seen.run.name_any(), url = %delivery.url, result = attempt.class(), "callback attempt");
+                info!(jobrun = %seen.run.name_any(), url = %merge::shown_url(&delivery.url), result = attempt.class(), "callback attempt");
                 seen.attempt = Some(attempt);
             }
             Step::Create(job) => match create_job(&seen.run, &job, &api.jobs, ctx).await? {
