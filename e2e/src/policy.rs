@@ -84,3 +84,21 @@ pub async fn wait_until_job_creates_are_refused(client: &Client, namespace: &str
     })
     .await
 }
+
+/// A removed policy stops refusing a moment after its deletion: waits until
+/// a dry-run Job create passes again.
+pub async fn wait_until_job_creates_pass(client: &Client, namespace: &str) -> Result<(), String> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let probe: Job = serde_json::from_value(json!({
+        "metadata": { "name": "e2e-probe" },
+        "spec": { "template": { "spec": {
+            "containers": [{ "name": "c", "image": "busybox" }], "restartPolicy": "Never"
+        }}}
+    }))
+    .map_err(|e| e.to_string())?;
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    wait::until(Duration::from_secs(30), "Job creates to pass again", || async {
+        jobs.create(&dry_run, &probe).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await
+}

@@ -332,6 +332,7 @@ async fn refusals(env: Arc<Env>, ns: String) -> Result<(), String> {
     assert_eq!(reason(&status).as_deref(), Some("JobRejected"));
     assert!(status.error.as_deref().is_some_and(|e| e.contains("no Jobs on Sundays")), "error: {:?}", status.error);
     policy::remove(&drill.client, &policy_name).await;
+    policy::wait_until_job_creates_pass(&drill.client, &ns).await?;
     // A full quota: shown at once, and retried until it is raised.
     let quotas: Api<ResourceQuota> = Api::namespaced(drill.client.clone(), &ns);
     let quota = |jobs: &str| -> ResourceQuota {
