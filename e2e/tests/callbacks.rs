@@ -56,6 +56,9 @@ fn main() -> ExitCode {
             Test::new("sigterm_during_an_attempt_lets_it_finish_and_records_it_before_the_exit", |e, ns| {
                 sigterm(e, ns).boxed()
             }),
+            Test::new("without_secret_rbac_a_secret_token_run_ends_token_forbidden_and_sends_nothing", |e, ns| {
+                forbidden(e, ns).boxed()
+            }),
         ]
     })
 }
@@ -197,6 +200,11 @@ struct Operator {
 
 impl Operator {
     fn start(env: &Env, namespace: &str, extra: &[&str]) -> Result<Self, String> {
+        Self::start_as(&env.cluster.kubeconfig_path, namespace, extra)
+    }
+
+    /// The operator with the credentials of `kubeconfig`.
+    fn start_as(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let log = dir.path().join("operator.log");
         let key = dir.path().join("signing-key");
@@ -211,7 +219,7 @@ impl Operator {
             .args(["--log-level", "debug,kube=info,tower=info,hyper=info,hyper_util=info,rustls=info,h2=info"])
             .arg(format!("--callback-signing-key-file={}", key.display()))
             .args(extra)
-            .env("KUBECONFIG", &env.cluster.kubeconfig_path)
+            .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(file);
         let mut process = OperatorProcess::spawn(command, format!("http://127.0.0.1:{port}"))?;
@@ -403,6 +411,8 @@ async fn delivered(env: Arc<Env>, name: String) -> Result<(), String> {
     let two = operator.metric("job_template_run_callback_attempts_total{result=\"2xx\"}")?;
     let outcome = operator.metric("job_template_run_callback_outcomes_total{outcome=\"Delivered\"}")?;
     let latency = operator.metric("job_template_run_callback_delivery_latency_seconds_count")?;
+    let seconds = operator.metric("job_template_run_callback_delivery_latency_seconds_sum")?;
+    eprintln!("callbacks: 1: delivery latency from the run's Finished time (whole seconds) to the 2xx: {seconds:.3}s");
     ensure(two == 1.0 && outcome == 1.0 && latency == 1.0, || {
         format!("metrics: 2xx {two}, Delivered {outcome}, latency {latency}")
     })
@@ -648,4 +658,65 @@ async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
         format!("after the exit: {:?}", callback_condition(&status))
     })?;
     stays_at(&receiver, 1, Duration::from_millis(500)).await
+}
+
+/// RBAC: an operator whose identity has exactly the chart's rules without
+/// `callbacks.secretTokens` (a Role in the namespace, no Secret `get`).
+async fn forbidden(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns { client: env.client.clone(), name: name.clone() };
+    let rules: Vec<Value> = job_template_run::reconciler::PERMISSIONS
+        .iter()
+        .map(|p| json!({ "apiGroups": [p.api_group], "resources": [p.resource], "verbs": p.verbs }))
+        .collect();
+    let account: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({ "metadata": { "name": "operator", "namespace": name } }))
+            .map_err(|e| e.to_string())?;
+    ns.create(&account).await?;
+    let role: k8s_openapi::api::rbac::v1::Role =
+        serde_json::from_value(json!({ "metadata": { "name": "operator", "namespace": name }, "rules": rules }))
+            .map_err(|e| e.to_string())?;
+    ns.create(&role).await?;
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "operator", "namespace": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "operator", "namespace": name }]
+    }))
+    .map_err(|e| e.to_string())?;
+    ns.create(&binding).await?;
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(env.client.clone(), &name);
+    let request = serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
+        .map_err(|e: serde_json::Error| e.to_string())?;
+    let token = accounts
+        .create_token_request("operator", &PostParams::default(), &request)
+        .await
+        .map_err(|e| format!("TokenRequest: {e}"))?
+        .status
+        .map(|s| s.token)
+        .ok_or("TokenRequest returned no token")?;
+    let text = std::fs::read_to_string(&env.cluster.kubeconfig_path).map_err(|e| e.to_string())?;
+    let mut kubeconfig: Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
+    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
+        user["user"] = json!({ "token": token });
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, serde_norway::to_string(&kubeconfig).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let operator = Operator::start_as(&path, &name, &["--callback-allow", "127.0.0.1"])?;
+    let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
+    ns.secret("hook-token", "token", TOKEN).await?;
+    ns.echo_template(json!({})).await?;
+    let callback = json!({
+        "callbackUrl": receiver.url("/"),
+        "callbackTokenSecretRef": { "name": "hook-token", "key": "token" },
+    });
+    ns.callback_run("no-rbac", "echo", callback).await?;
+    let status = ns.wait_callback("no-rbac", "TokenForbidden").await?;
+    report("no Secret RBAC", &status);
+    let message = callback_condition(&status).and_then(|c| c.message).unwrap_or_default();
+    ensure(message.contains("callbacks.secretTokens"), || format!("message {message:?}"))?;
+    ensure(attempts(&status) == Some(0), || format!("attempts {:?}", attempts(&status)))?;
+    let tries = operator.metric("job_template_run_callback_attempts_total{result=\"token\"}")?;
+    ensure(tries == 1.0, || format!("token attempts {tries}: a retry loop"))?;
+    stays_at(&receiver, 0, Duration::from_secs(2)).await
 }
