@@ -16,6 +16,8 @@ use crate::merge::{self, LABEL_MANAGED_BY, MANAGER};
 pub enum ReleaseError {
     #[error("cannot list the operator's Jobs: {0}")]
     List(#[source] kube::Error),
+    #[error("cannot read Job {name} again after a conflict: {source}")]
+    Get { name: String, source: kube::Error },
     #[error(transparent)]
     Patch(#[from] ReconcileError),
 }
@@ -34,10 +36,32 @@ pub async fn release_finalizers(client: &Client, scope: &Scope) -> Result<usize,
         let jobs = api::<Job>(client, namespace).list(&selector).await.map_err(ReleaseError::List)?;
         for job in jobs.items.iter().filter(|job| merge::holds_finalizer(job)) {
             let namespaced: Api<Job> = Api::namespaced(client.clone(), &job.namespace().unwrap_or_default());
-            set_finalizer(job, &namespaced, false).await?;
+            release(job.clone(), &namespaced).await?;
             info!(job = %job.name_any(), namespace = ?job.namespace(), "released");
             released += 1;
         }
     }
     Ok(released)
+}
+
+/// How often a release is tried again after the Job changed under it (the
+/// Job controller updates a Job's status at any time).
+const CONFLICT_RETRIES: usize = 5;
+
+/// Removes the finalizer from `job`; on a 409, reads the Job again and
+/// retries, until it is gone or no longer holds the finalizer.
+async fn release(mut job: Job, jobs: &Api<Job>) -> Result<(), ReleaseError> {
+    for _ in 0..CONFLICT_RETRIES {
+        match set_finalizer(&job, jobs, false).await {
+            Err(ReconcileError::PatchJob { source: kube::Error::Api(answer), .. }) if answer.is_conflict() => {
+                let name = job.name_any();
+                match jobs.get_opt(&name).await.map_err(|source| ReleaseError::Get { name, source })? {
+                    Some(newer) if merge::holds_finalizer(&newer) => job = newer,
+                    _ => return Ok(()),
+                }
+            }
+            other => return other.map_err(ReleaseError::from),
+        }
+    }
+    set_finalizer(&job, jobs, false).await.map_err(ReleaseError::from)
 }
