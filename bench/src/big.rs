@@ -1,6 +1,7 @@
 //! A cluster with many finished runs: the JobRuns, their status, and their
-//! Jobs written directly (Jobs suspended, so nothing runs), for memory and
-//! start-up with a full cache.
+//! complete Jobs, written directly, for memory and start-up with a full
+//! cache. The Jobs name an external manager (`spec.managedBy`), so the Job
+//! controller never runs them nor writes to them: the cluster stays idle.
 
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,12 @@ pub async fn fill(client: &Client, namespace: &str, count: usize, concurrency: u
                 let uid = run.uid().unwrap_or_default();
                 runs.patch_status(&name, &PatchParams::default(), &Patch::Merge(objects::finished_status(&name, at)))
                     .await?;
-                let job: Job = serde_json::from_value(objects::job(namespace, &name, Some(&uid), JobKind::Suspended))
-                    .map_err(|e| BenchError::Setup(e.to_string()))?;
+                let mut job = objects::job(namespace, &name, Some(&uid), JobKind::Running);
+                job["spec"]["managedBy"] = objects::BENCH_MANAGED_BY.into();
+                let job: Job = serde_json::from_value(job).map_err(|e| BenchError::Setup(e.to_string()))?;
                 jobs.create(&PostParams::default(), &job).await?;
+                jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(objects::complete_job_status(at)))
+                    .await?;
                 if i > 0 && i % 2000 == 0 {
                     eprintln!("bench: {i} finished runs written");
                 }

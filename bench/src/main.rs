@@ -259,11 +259,13 @@ async fn measure(
         clients.push(cluster.client().await?);
     }
     let operator_kubeconfig = audit::operator_kubeconfig(&client, &cluster.kubeconfig_path).await?;
-    let bench = Bench { client: client.clone(), clients, plan: plan.clone() };
+    let cluster_pid = cluster.container_id().and_then(container_pid);
+    let bench = Bench { client: client.clone(), clients, plan: plan.clone(), cluster_pid };
     let mut report = Report { machine: machine(&client, args, plan).await, ..Default::default() };
     report.operators = operators.iter().map(|o| (o.label.clone(), o.command.clone())).collect();
 
     eprintln!("bench: floor");
+    bench.settle(Duration::from_secs(30)).await;
     let mut floor = Figures {
         ready_idle: Some(big::list_all(&cluster.client().await?).await?.took.as_secs_f64()),
         ..Default::default()
@@ -309,8 +311,12 @@ async fn measure(
         eprintln!("bench: writing {} finished runs and their Jobs", plan.big);
         let namespace = TestNamespace::create(&client, "bench-finished").await.map_err(BenchError::Setup)?;
         let took = big::fill(&client, &namespace.name, plan.big, 16).await?;
-        eprintln!("bench: wrote them in {:.0} s; letting the Job controller settle", took.as_secs_f64());
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        let settled = bench.settle(Duration::from_secs(240)).await;
+        eprintln!(
+            "bench: wrote them in {:.0} s; the cluster was idle {:.0} s later",
+            took.as_secs_f64(),
+            settled.as_secs_f64()
+        );
         let listed = big::list_all(&cluster.client().await?).await?;
         floor.big = Some(BigFigures {
             ready: listed.took.as_secs_f64(),
@@ -322,6 +328,7 @@ async fn measure(
             eprintln!("bench: {} with {} finished runs", spec.label, plan.big);
             let log = args.out.join(format!("{stamp}-{}.log", spec.label));
             with_crds(&client, spec, async || {
+                bench.settle(Duration::from_secs(60)).await;
                 let from = Timestamp::now();
                 let mut running = Running::spawn(spec, &operator_kubeconfig, &log)?;
                 let ready = wait_ready(&bench, &mut running).await?.as_secs_f64();
@@ -348,6 +355,10 @@ async fn measure(
         }
     }
 
+    // The operators' API calls as the API server saw them, for profiling.
+    if let Ok(log) = cluster.audit_log() {
+        write(&args.out.join(format!("{stamp}-audit.jsonl")), &log)?;
+    }
     let p6 = args.criterion.as_deref().map(p6::read).unwrap_or_default();
     assemble(&mut report, plan, &floor, &columns, p6);
     Ok(report)
@@ -409,6 +420,12 @@ async fn apply_crds(client: &Client, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The host pid of a container's first process.
+fn container_pid(id: &str) -> Option<u32> {
+    let output = Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", id]).output().ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok().filter(|pid| *pid > 0)
+}
+
 /// Start → ready: `/readyz` 200, or else a first run's Job.
 async fn wait_ready(bench: &Bench, running: &mut Running) -> Result<Duration> {
     if running.has_readyz() {
@@ -427,27 +444,30 @@ async fn wait_ready(bench: &Bench, running: &mut Running) -> Result<Duration> {
     Ok(took)
 }
 
-/// P1 split at the operator's Job create, as the audit log saw it: before
-/// it reached the API server, in the API server, and until the benchmark's
-/// watch saw the Job.
+/// P1 split at the operator's Job create, as the audit log saw it: the
+/// run's create, until the operator's Job create reached the API server, in
+/// the API server, and until the benchmark's watch saw the Job.
 fn p1_breakdown(log: &str, p1: &phases::Sequential) -> Option<String> {
     let creates = audit::job_creates(log, &audit::username());
     let ms = |from: Timestamp, to: Timestamp| to.duration_since(from).as_secs_f64() * 1000.0;
-    let (mut before, mut inside, mut after) = (Vec::new(), Vec::new(), Vec::new());
-    for (name, sent, seen) in &p1.marks {
-        if let Some((received, answered)) = creates.get(name) {
-            before.push(ms(*sent, *received));
-            inside.push(ms(*received, *answered));
-            after.push(ms(*answered, *seen));
+    let mut parts: [Vec<f64>; 4] = Default::default();
+    for mark in &p1.marks {
+        if let Some((received, answered)) = creates.get(&mark.name) {
+            parts[0].push(ms(mark.sent, mark.acked));
+            parts[1].push(ms(mark.acked, *received));
+            parts[2].push(ms(*received, *answered));
+            parts[3].push(ms(*answered, mark.seen));
         }
     }
-    let median = |v: &[f64]| Summary::of(v).map(|s| report::number(s.median));
+    let matched = parts[0].len();
+    let [run, reaction, create, watch] = parts.map(|v| Summary::of(&v).map(|s| report::number(s.median)));
     Some(format!(
-        "{} ms from the run's create call to the operator's Job create reaching the API server, {} ms in the API server, {} ms from its answer to the Job's watch event at the benchmark ({} of {} runs matched)",
-        median(&before)?,
-        median(&inside)?,
-        median(&after)?,
-        before.len(),
+        "{} ms the run's create call, {} ms until the operator's Job create reached the API server, {} ms in the API server, {} ms until the Job's watch event reached the benchmark ({} of {} runs matched in the audit log)",
+        run?,
+        reaction?,
+        create?,
+        watch?,
+        matched,
         p1.marks.len()
     ))
 }

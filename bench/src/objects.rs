@@ -111,6 +111,31 @@ pub fn finished_status(name: &str, at: &str) -> Value {
     }})
 }
 
+/// The status of a Job that completed (valid for the API server's checks
+/// of Jobs that an external controller manages).
+pub fn complete_job_status(at: &str) -> Value {
+    let condition = |type_: &str| {
+        json!({
+            "type": type_, "status": "True", "reason": "CompletionsReached",
+            "message": "Reached expected number of succeeded pods",
+            "lastProbeTime": at, "lastTransitionTime": at
+        })
+    };
+    json!({ "status": {
+        "startTime": at,
+        "completionTime": at,
+        "succeeded": 1,
+        "ready": 0,
+        "terminating": 0,
+        "uncountedTerminatedPods": {},
+        "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]
+    }})
+}
+
+/// Who manages the finished Jobs the benchmark writes, so that the Job
+/// controller leaves them alone (no pods, no status writes).
+pub const BENCH_MANAGED_BY: &str = "cellbytes.io/bench";
+
 /// The one status write a minimal operator makes when a run ends.
 pub fn minimal_finished_status(at: &str) -> Value {
     json!({ "status": {

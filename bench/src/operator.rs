@@ -181,6 +181,19 @@ impl Memory {
     }
 }
 
+/// CPU time (user + system, in clock ticks of 1/100 s) of a process tree.
+pub fn cpu_ticks(root: u32) -> u64 {
+    descendants(root)
+        .iter()
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            // After the command: state is field 3, utime 14 and stime 15.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
 fn field_kib(status: &str, name: &str) -> u64 {
     status
         .lines()
@@ -226,6 +239,16 @@ mod tests {
         assert_eq!(spec.command, "python3 -m op --port={port}");
         assert!(OperatorSpec::parse("no-command=").is_err());
         assert!(OperatorSpec::parse("bad label=x").is_err());
+    }
+
+    #[test]
+    fn counts_cpu_time_of_this_process() {
+        let start = cpu_ticks(std::process::id());
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0 && cpu_ticks(std::process::id()) >= start);
     }
 
     #[test]

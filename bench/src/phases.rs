@@ -56,7 +56,31 @@ pub struct Bench {
     pub client: Client,
     pub clients: Vec<Client>,
     pub plan: Plan,
+    /// The cluster container's first process, to see when it is idle.
+    pub cluster_pid: Option<u32>,
 }
+
+impl Bench {
+    /// Waits (at most `max`) until the cluster's processes use less than a
+    /// tenth of a core over a second: the Job controller, the garbage
+    /// collector and the namespace controller have caught up with the last
+    /// phase. Idle, the cluster uses about 3 % of a core.
+    pub async fn settle(&self, max: Duration) -> Duration {
+        let Some(pid) = self.cluster_pid else { return Duration::ZERO };
+        let start = Instant::now();
+        while start.elapsed() < max {
+            let before = crate::operator::cpu_ticks(pid);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if crate::operator::cpu_ticks(pid).saturating_sub(before) <= 10 {
+                break;
+            }
+        }
+        start.elapsed()
+    }
+}
+
+/// How long a phase waits for the cluster to be idle before it starts.
+const SETTLE: Duration = Duration::from_secs(30);
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -168,15 +192,26 @@ fn ms(duration: Duration) -> f64 {
 pub struct Sequential {
     /// Create → the Job visible, in ms.
     pub samples: Vec<f64>,
-    /// Per run: its name, when its create was sent and when its Job was
-    /// seen, on the wall clock (to line up with the audit log).
-    pub marks: Vec<(String, Timestamp, Timestamp)>,
+    /// Per run, on the wall clock (to line up with the audit log).
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub name: String,
+    /// The create call was sent.
+    pub sent: Timestamp,
+    /// Its answer arrived.
+    pub acked: Timestamp,
+    /// The Job's watch event arrived.
+    pub seen: Timestamp,
 }
 
 /// P1: runs one after the other at idle (suspended Jobs, a pause between
 /// runs); each sample is create → the Job visible to a watch, in ms. The
 /// floor creates the Job itself.
 pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Sequential> {
+    bench.settle(SETTLE).await;
     let stage = Stage::new(&bench.client, prefix, JobKind::Suspended).await?;
     let mut seq = Sequential::default();
     // One unmeasured run first: the first write in a fresh namespace pays
@@ -191,12 +226,14 @@ pub async fn p1(bench: &Bench, who: Who, prefix: &str) -> Result<Sequential> {
                 create_run(&bench.client, stage.name(), &name).await?;
             }
         }
+        let acked = start.elapsed();
         let seen = stage.observer.wait_for(&format!("the Job of {name}"), WAIT, |s| s.job.get(&name).copied()).await?;
         if i > 0 {
             let took = seen.saturating_duration_since(start);
             seq.samples.push(ms(took));
-            let seen_wall = jiff::SignedDuration::try_from(took).ok().and_then(|d| sent.checked_add(d).ok());
-            seq.marks.push((name, sent, seen_wall.unwrap_or(sent)));
+            let wall = |d: Duration| jiff::SignedDuration::try_from(d).ok().and_then(|d| sent.checked_add(d).ok());
+            let (acked, seen) = (wall(acked).unwrap_or(sent), wall(took).unwrap_or(sent));
+            seq.marks.push(Mark { name, sent, acked, seen });
         }
         tokio::time::sleep(bench.plan.p1_pause).await;
     }
@@ -223,6 +260,7 @@ pub struct Burst {
 
 /// P2: `plan.burst` objects created by `clients.len()` concurrent clients.
 pub async fn p2(bench: &Bench, kind: BurstKind, prefix: &str, after: impl FnOnce()) -> Result<Burst> {
+    bench.settle(SETTLE).await;
     let stage = Stage::new(&bench.client, prefix, JobKind::Suspended).await?;
     let namespace = stage.name().to_owned();
     let names: Vec<String> = (0..bench.plan.burst).map(|i| format!("b-{i:05}")).collect();
@@ -309,6 +347,7 @@ pub struct StatusLag {
 /// seen → the run's `Finished=True` seen. The floor creates the run and
 /// the Job, and a minimal mirror writes the one status.
 pub async fn p3(bench: &Bench, who: Who, prefix: &str) -> Result<StatusLag> {
+    bench.settle(SETTLE).await;
     let stage = Stage::new(&bench.client, prefix, JobKind::Running).await?;
     let _mirror = match who {
         Who::Floor => Some(MinimalMirror::start(&bench.client, stage.name()).await?),
