@@ -144,6 +144,19 @@ mod tests {
     }
 
     #[test]
+    fn a_403_is_permanent_only_when_the_webhook_or_the_policy_is_named_and_said_to_deny() {
+        let cases = [
+            r#"jobs.batch "r" is forbidden: failed calling admission webhook "jobs.example.com": no endpoints"#,
+            r#"jobs.batch "r" is forbidden: a proxy denied the request"#,
+            r#"jobs.batch "r" is forbidden: ValidatingAdmissionPolicy 'no-jobs' could not be evaluated"#,
+            r#"jobs.batch "r" is forbidden: an authorizer denied request"#,
+        ];
+        for message in cases {
+            assert_eq!(refusal(403, message).permanent(), None, "{message}");
+        }
+    }
+
+    #[test]
     fn rbac_quota_throttling_server_errors_and_no_answer_are_retried() {
         let cases = [
             (403, r#"jobs.batch is forbidden: User "x" cannot create resource "jobs""#, "Forbidden"),

@@ -25,3 +25,42 @@ pub fn adopt(existing: Job, run: &JobRun) -> Result<Job, Failure> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn run(uid: &str) -> JobRun {
+        let mut run = JobRun::new("r", Default::default());
+        run.metadata.uid = Some(uid.into());
+        run
+    }
+
+    fn job_controlled_by(uid: &str) -> Job {
+        let mut job = Job::default();
+        job.metadata.name = Some("r".into());
+        job.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "cellbytes.io/v1".into(),
+            kind: "JobRun".into(),
+            name: "r".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+        job
+    }
+
+    #[test]
+    fn a_job_controlled_by_the_run_is_adopted_as_it_is() {
+        let job = job_controlled_by("uid-1");
+        assert_eq!(adopt(job.clone(), &run("uid-1")), Ok(job));
+    }
+
+    #[test]
+    fn a_job_owned_by_another_uid_is_not_adopted() {
+        let failure = adopt(job_controlled_by("uid-2"), &run("uid-1")).expect_err("a conflict");
+        assert_eq!(failure.reason, FailureReason::JobNameConflict);
+        assert_eq!(failure.message, r#"Job "r" already exists and is not controlled by this JobRun"#);
+    }
+}

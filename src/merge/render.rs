@@ -126,3 +126,20 @@ fn operator_labels(template: &str, run: &str) -> BTreeMap<String, String> {
         (LABEL_MANAGED_BY.to_owned(), MANAGER.to_owned()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_indexed_job_name_fits_while_name_dash_and_largest_index_make_at_most_63_characters() {
+        let name = |len: usize| "a".repeat(len);
+        assert!(fits_indexed_hostnames(&name(61), Some(10)), "61 + '-' + '9' = 63");
+        assert!(!fits_indexed_hostnames(&name(61), Some(11)), "61 + '-' + '10' = 64");
+        assert!(fits_indexed_hostnames(&name(60), Some(100)), "60 + '-' + '99' = 63");
+        assert!(!fits_indexed_hostnames(&name(60), Some(101)), "60 + '-' + '100' = 64");
+        assert!(fits_indexed_hostnames(&name(61), None), "one completion: index 0");
+        assert!(!fits_indexed_hostnames(&name(62), None), "62 + '-' + '0' = 64");
+        assert!(!fits_indexed_hostnames("a.b", None), "a hostname has no dots");
+    }
+}
