@@ -48,7 +48,7 @@ BENCH_CRITERION := $(CURDIR)/bench/results/criterion
 bench: cluster-image ## Benchmark P1-P8 against the API-server floor (extra: BENCH_ARGS="--operator-cmd LABEL=CMD"); writes bench/results/ and bench/latest.*
 	cargo build --release --bin job-template-run
 	rm -rf $(BENCH_CRITERION)
-	CRITERION_HOME=$(BENCH_CRITERION) cargo bench -q -p bench --bench merge
+	CRITERION_HOME=$(BENCH_CRITERION) cargo bench -q --profile bench-tool -p bench --bench merge
 	CRITERION_HOME=$(BENCH_CRITERION) cargo run -q --profile bench-tool -p bench -- --latest bench/latest $(BENCH_ARGS)
 
 bench-quick: cluster-image ## What CI runs: P1, P2, P3, P5 in about two minutes; fails only on a gross regression against the floor
