@@ -152,6 +152,7 @@ pub async fn run_with_client(
     let metrics = Arc::new(Metrics::default());
     let health = Health::new(options.watch_failure_bound);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = stop_rx.clone();
     let stopped = move || {
         let mut stop_rx = stop_rx.clone();
         async move {
@@ -199,7 +200,8 @@ pub async fn run_with_client(
         Scope::All => vec![None],
         Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     };
-    let shared = Shared { client, metrics, health: health.clone(), options: options.clone(), leading, sender };
+    let shared =
+        Shared { client, metrics, health: health.clone(), options: options.clone(), leading, stopping, sender };
     let (controllers, ready_signals): (Vec<_>, Vec<_>) =
         namespaces.iter().map(|namespace| controller(&shared, namespace.as_deref(), stopped())).unzip();
     tokio::spawn(async move {
@@ -224,6 +226,7 @@ struct Shared {
     health: Health,
     options: Options,
     leading: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
     sender: Arc<Sender>,
 }
 
@@ -269,7 +272,7 @@ where
         metrics: shared.metrics.clone(),
         backoff: Backoff::default(),
         settings: shared.options.settings.clone(),
-        gate: Gate { synced, leading: shared.leading.clone() },
+        gate: Gate { synced, leading: shared.leading.clone(), stopping: shared.stopping.clone() },
         sender: shared.sender.clone(),
     });
 
