@@ -10,6 +10,7 @@ use plotters::prelude::*;
 
 use crate::error::{BenchError, Result};
 use crate::report::Report;
+use crate::stats::Summary;
 
 const PALETTE: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
@@ -59,11 +60,7 @@ fn cdf(
     title: &str,
     series: &BTreeMap<String, Vec<f64>>,
 ) -> Result<()> {
-    let p99 = |values: &Vec<f64>| {
-        let mut sorted = values.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(((sorted.len() as f64 * 0.99) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(1.0)
-    };
+    let p99 = |values: &Vec<f64>| Summary::of(values).map_or(1.0, |s| s.p99);
     let x_max = series.values().map(p99).fold(1.0_f64, f64::max) * 1.1;
     let x_min = series.values().flatten().copied().fold(0.0_f64, f64::min).min(0.0);
     let mut chart = ChartBuilder::on(area)
