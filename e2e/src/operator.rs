@@ -59,6 +59,22 @@ impl OperatorProcess {
         Ok(Self { child, endpoint })
     }
 
+    /// The value of one series of the operator's `/metrics` (the whole
+    /// series name with its labels, e.g. `x_total{reason="y"}`); 0 while it
+    /// is not exposed yet.
+    pub fn metric(&self, series: &str) -> Result<f64, String> {
+        let (code, text) = http_get(&self.endpoint, "/metrics")?;
+        if code != 200 {
+            return Err(format!("/metrics answered {code}"));
+        }
+        Ok(text
+            .lines()
+            .find(|line| line.split(' ').next() == Some(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0))
+    }
+
     /// The process id, e.g. to read its memory from `/proc/<pid>/status`.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -68,14 +68,7 @@ pub async fn remove(client: &Client, name: &str) {
 /// dry-run Job create is refused once they do.
 pub async fn wait_until_job_creates_are_refused(client: &Client, namespace: &str) -> Result<(), String> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let probe: Job = serde_json::from_value(json!({
-        "metadata": { "name": "e2e-probe" },
-        "spec": { "template": { "spec": {
-            "containers": [{ "name": "c", "image": "busybox" }], "restartPolicy": "Never"
-        }}}
-    }))
-    .map_err(|e| e.to_string())?;
-    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    let (probe, dry_run) = probe()?;
     wait::until(Duration::from_secs(30), "Job creates to be refused", || async {
         match jobs.create(&dry_run, &probe).await {
             Err(kube::Error::Api(answer)) if answer.code == 403 => Ok(()),
@@ -89,16 +82,22 @@ pub async fn wait_until_job_creates_are_refused(client: &Client, namespace: &str
 /// a dry-run Job create passes again.
 pub async fn wait_until_job_creates_pass(client: &Client, namespace: &str) -> Result<(), String> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let probe: Job = serde_json::from_value(json!({
+    let (probe, dry_run) = probe()?;
+    wait::until(Duration::from_secs(30), "Job creates to pass again", || async {
+        jobs.create(&dry_run, &probe).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// A minimal Job, and the parameters to create it as a dry run: how the
+/// harness asks whether Job creates are refused, without making a Job.
+fn probe() -> Result<(Job, PostParams), String> {
+    let job = serde_json::from_value(json!({
         "metadata": { "name": "e2e-probe" },
         "spec": { "template": { "spec": {
             "containers": [{ "name": "c", "image": "busybox" }], "restartPolicy": "Never"
         }}}
     }))
     .map_err(|e| e.to_string())?;
-    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
-    wait::until(Duration::from_secs(30), "Job creates to pass again", || async {
-        jobs.create(&dry_run, &probe).await.map(|_| ()).map_err(|e| e.to_string())
-    })
-    .await
+    Ok((job, PostParams { dry_run: true, ..PostParams::default() }))
 }

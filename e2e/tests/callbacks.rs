@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::objects::{failing_template, run, template};
-use e2e::operator::{self, OperatorProcess, http_get};
+use e2e::operator::{self, OperatorProcess};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
@@ -233,14 +233,7 @@ impl Operator {
     }
 
     fn metric(&self, series: &str) -> Result<f64, String> {
-        let (code, text) = http_get(&self.process.endpoint, "/metrics")?;
-        ensure(code == 200, || format!("/metrics answered {code}"))?;
-        Ok(text
-            .lines()
-            .find(|line| line.split(' ').next() == Some(series))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0))
+        self.process.metric(series)
     }
 }
 

@@ -162,15 +162,6 @@ fn reason(status: &JobRunStatus) -> Option<String> {
     status.conditions.iter().flatten().find(|c| c.type_ == merge::CONDITION_FINISHED).and_then(|c| c.reason.clone())
 }
 
-fn counter(endpoint: &str, series: &str) -> f64 {
-    let (_, text) = http_get(endpoint, "/metrics").expect("/metrics answers");
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Every run had exactly one Job and succeeded; no final phase went back.
 fn assert_one_job_each_and_all_succeeded(ledger: &Ledger, finals: &BTreeMap<String, JobRunStatus>) {
     assert!(ledger.duplicates().is_empty(), "runs with more than one Job: {:?}", ledger.duplicates());
@@ -260,7 +251,7 @@ async fn status_denied(env: Arc<Env>, ns: String) -> Result<(), String> {
     wait::until(TIMEOUT, "the Job expired and three failed status writes", || async {
         let job = drill.jobs().get_opt("frozen").await.map_err(|e| e.to_string())?;
         let held = job.is_some_and(|j| j.metadata.deletion_timestamp.is_some() && merge::holds_finalizer(&j));
-        let failures = counter(&operator.endpoint, "job_template_run_reconcile_errors_total{reason=\"write_status\"}");
+        let failures = operator.metric("job_template_run_reconcile_errors_total{reason=\"write_status\"}")?;
         if held && failures >= 3.0 { Ok(()) } else { Err(format!("held {held}, {failures} failed writes")) }
     })
     .await?;

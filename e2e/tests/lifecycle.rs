@@ -71,14 +71,7 @@ impl Ns {
 
     /// A metric of this test's operator; 0 when not exposed yet.
     fn metric(&self, series: &str) -> Result<f64, String> {
-        let (code, text) = http_get(&self.operator.endpoint, "/metrics")?;
-        ensure(code == 200, || format!("/metrics answered {code}"))?;
-        Ok(text
-            .lines()
-            .find(|line| line.split(' ').next() == Some(series))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0))
+        self.operator.metric(series)
     }
 
     /// Touches the run and waits until the operator has reconciled it since:

@@ -26,7 +26,7 @@ pub use failure::{Failure, FailureReason, Refusal};
 pub use guard::{AllowList, Cidr, CidrError, Guard, Refused, Target, canonical, forbidden};
 pub use names::label_safe;
 pub use notes::{MAX_NOTE_BYTES, Note, cut_note, notes};
-pub use ownership::{adopt, is_controlled_by};
+pub use ownership::is_controlled_by;
 pub use render::{
     ANNOTATION_RUN_NAME, ANNOTATION_TEMPLATE_GENERATION, FINALIZER, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE,
     MANAGER, RenderError, render,

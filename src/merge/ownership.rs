@@ -1,9 +1,9 @@
-//! Create, don't overwrite: which existing Job a run may take as its own.
+//! Create, don't overwrite: which existing Job a run may take as its own
+//! (the decision table adopts exactly the Jobs this says the run controls).
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 
-use super::failure::{Failure, FailureReason};
 use crate::crd::JobRun;
 
 /// True when `job`'s controller ownerReference points at this very run
@@ -11,19 +11,6 @@ use crate::crd::JobRun;
 pub fn is_controlled_by(job: &Job, run: &JobRun) -> bool {
     let uid = run.metadata.uid.as_deref();
     job.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-}
-
-/// The Job that already has the run's Job name: adopted when the run
-/// controls it (an earlier create whose answer was lost), a conflict otherwise.
-pub fn adopt(existing: Job, run: &JobRun) -> Result<Job, Failure> {
-    if is_controlled_by(&existing, run) {
-        Ok(existing)
-    } else {
-        Err(Failure::new(
-            FailureReason::JobNameConflict,
-            format!("Job {:?} already exists and is not controlled by this JobRun", existing.name_any()),
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -52,15 +39,12 @@ mod tests {
     }
 
     #[test]
-    fn a_job_controlled_by_the_run_is_adopted_as_it_is() {
-        let job = job_controlled_by("uid-1");
-        assert_eq!(adopt(job.clone(), &run("uid-1")), Ok(job));
+    fn a_job_controlled_by_the_run_is_the_runs() {
+        assert!(is_controlled_by(&job_controlled_by("uid-1"), &run("uid-1")));
     }
 
     #[test]
-    fn a_job_owned_by_another_uid_is_not_adopted() {
-        let failure = adopt(job_controlled_by("uid-2"), &run("uid-1")).expect_err("a conflict");
-        assert_eq!(failure.reason, FailureReason::JobNameConflict);
-        assert_eq!(failure.message, r#"Job "r" already exists and is not controlled by this JobRun"#);
+    fn a_job_owned_by_another_uid_is_not_the_runs() {
+        assert!(!is_controlled_by(&job_controlled_by("uid-2"), &run("uid-1")));
     }
 }
