@@ -144,14 +144,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
+/// The longest any one test may take: the slowest drill needs about two minutes.
+const TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn run_in_namespace(env: &Arc<Env>, name: String, body: TestFn) -> Result<(), Failed> {
     let result = env.runtime.block_on(async {
         let namespace = TestNamespace::create(&env.client, &name).await?;
         // A panicking test still has its namespace cleaned up.
-        let result = AssertUnwindSafe(body(env.clone(), namespace.name.clone()))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
+        let body = AssertUnwindSafe(body(env.clone(), namespace.name.clone())).catch_unwind();
+        // A hung test fails on its own instead of holding the suite, and CI, for ever.
+        let result = match tokio::time::timeout(TEST_LIMIT, body).await {
+            Ok(finished) => finished.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic)))),
+            Err(_) => Err(format!("did not finish within {TEST_LIMIT:?}")),
+        };
         namespace.finish(result.is_err() && env.settings.keep_failed).await;
         result
     });

@@ -88,9 +88,14 @@ async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), St
     }));
     let result = check(&client, &namespace, &case, &run).await;
     let _ = stop.send(());
-    let _ = operator.await;
+    let drained = match tokio::time::timeout(TIMEOUT, operator).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(error))) => Err(format!("the operator failed: {error}")),
+        Ok(Err(panic)) => Err(format!("the operator panicked: {panic}")),
+        Err(_) => Err(format!("the operator did not drain within {TIMEOUT:?} of its shutdown")),
+    };
     let cleaned = release_holds(&client, &namespace, &case, &run).await;
-    result.and(cleaned)
+    result.and(drained).and(cleaned)
 }
 
 /// Creates the template, any existing Job and the run, as the case gives

@@ -312,6 +312,16 @@ where
         .watches_stream(template_events.touched_objects(), template_wakes)
         .reconcile_all_on(leadership_gained)
         .graceful_shutdown_on(stopped);
+    // kube's runner holds every reconcile until the runs cache is ready and,
+    // while it holds them, never ends, even once shut down. A shutdown before
+    // that first list has nothing in flight, so the loop then ends at once.
+    let (mut stopping, runs_synced) = (shared.stopping.clone(), runs.sync_flag());
+    let stopped_before_sync = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        if *runs_synced.borrow() {
+            future::pending::<()>().await;
+        }
+    };
     let ready = async move {
         future::join3(
             runs.synced("jobruns", scope.clone()),
@@ -334,7 +344,11 @@ where
             future::ready(())
         });
         // The janitor's steps are idempotent: it stops with the controller.
-        future::select(Box::pin(reconciled), Box::pin(janitor)).await;
+        tokio::select! {
+            _ = reconciled => {}
+            _ = janitor => {}
+            _ = stopped_before_sync => {}
+        }
     };
     (run_loop, ready)
 }
