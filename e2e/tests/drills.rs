@@ -247,6 +247,7 @@ async fn status_denied(env: Arc<Env>, ns: String) -> Result<(), String> {
     drill.template("ttl0", json!({ "ttlSecondsAfterFinished": 0 })).await;
     let operator = drill.operator(&[]);
     drill.run("frozen", "ttl0").await;
+    let created = Instant::now();
     // The Job finishes and expires, and the operator keeps failing to record it.
     wait::until(TIMEOUT, "the Job expired and three failed status writes", || async {
         let job = drill.jobs().get_opt("frozen").await.map_err(|e| e.to_string())?;
@@ -257,8 +258,23 @@ async fn status_denied(env: Arc<Env>, ns: String) -> Result<(), String> {
     .await?;
     assert_eq!(ledger.jobs_seen(), 1, "Jobs created while status writes failed: {:?}", ledger.job_uids());
     policy::remove(&drill.client, &policy_name).await;
+    let (removed, failing) = (Instant::now(), created.elapsed());
     let status = drill.wait_status("frozen", "Succeeded", |s| s.phase == Some(Phase::Succeeded)).await;
     assert_eq!(status.succeeded, Some(1));
+    // The retry after the last refusal waits at most as long as the run had
+    // been failing, however many Job events failed meanwhile (twice that if
+    // one more retry comes while the policy's removal propagates).
+    let converged = removed.elapsed();
+    assert!(
+        converged <= failing * 2 + Duration::from_secs(10),
+        "converged {converged:?} after the policy went, though the run had been failing only {failing:?}"
+    );
+    eprintln!(
+        "drill status-denied: {} failed writes over {:.1}s, converged {:.1}s after the policy went",
+        operator.metric("job_template_run_reconcile_errors_total{reason=\"write_status\"}")?,
+        failing.as_secs_f64(),
+        converged.as_secs_f64()
+    );
     drill.no_jobs_left().await;
     assert_eq!(ledger.jobs_seen(), 1, "Jobs: {:?}", ledger.job_uids());
     drop(operator);

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
@@ -59,28 +59,34 @@ impl Gate {
     }
 }
 
-/// Per-run exponential backoff for transient errors: 1 s, 2 s, 4 s … 5 min.
+/// Per-run backoff for what failed and may pass. The delay is the time
+/// since the run's first failure in a row, from 1 s up to 5 min: retries
+/// come about 1, 2, 4, 8 s … after that first failure, and the failures
+/// that events cause in between (a Job that keeps changing while status
+/// writes are refused) do not push the next retry further out.
 #[derive(Default)]
 pub struct Backoff {
-    failures: Mutex<HashMap<ObjectRef<JobRun>, u32>>,
+    first_failure: Mutex<HashMap<ObjectRef<JobRun>, Instant>>,
 }
 
 impl Backoff {
     const BASE: Duration = Duration::from_secs(1);
     const MAX: Duration = Duration::from_secs(300);
 
-    /// The delay before the next retry of `run`, growing with each failure.
+    /// The delay before the next retry of `run`, which has just failed.
     pub fn next_delay(&self, run: ObjectRef<JobRun>) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = failures.entry(run).or_insert(0);
-        let delay = Self::BASE.saturating_mul(2u32.saturating_pow(*count)).min(Self::MAX);
-        *count = count.saturating_add(1);
-        delay
+        self.next_delay_at(run, Instant::now())
+    }
+
+    fn next_delay_at(&self, run: ObjectRef<JobRun>, now: Instant) -> Duration {
+        let mut first_failure = self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = *first_failure.entry(run).or_insert(now);
+        now.saturating_duration_since(first).clamp(Self::BASE, Self::MAX)
     }
 
     /// Forgets the failures of `run` after a successful reconciliation.
     pub fn reset(&self, run: &ObjectRef<JobRun>) {
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(run);
+        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(run);
     }
 }
 
@@ -88,21 +94,40 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn backoff_doubles_per_failure_and_resets_after_success() {
-        let backoff = Backoff::default();
-        let run = ObjectRef::<JobRun>::new("r").within("ns");
-        let delays: Vec<_> = (0..3).map(|_| backoff.next_delay(run.clone()).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4]);
-        backoff.reset(&run);
-        assert_eq!(backoff.next_delay(run).as_secs(), 1);
+    fn at(start: Instant, seconds: u64) -> Instant {
+        start + Duration::from_secs(seconds)
     }
 
     #[test]
-    fn backoff_is_capped_at_five_minutes() {
-        let backoff = Backoff::default();
-        let run = ObjectRef::<JobRun>::new("r").within("ns");
-        let last = (0..40).map(|_| backoff.next_delay(run.clone())).last();
-        assert_eq!(last, Some(Duration::from_secs(300)));
+    fn retries_after_each_delay_come_at_about_twice_the_time_since_the_first_failure() {
+        let (backoff, run, start) = (Backoff::default(), ObjectRef::<JobRun>::new("r").within("ns"), Instant::now());
+        let mut now = start;
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            let delay = backoff.next_delay_at(run.clone(), now);
+            delays.push(delay.as_secs());
+            now += delay;
+        }
+        assert_eq!(delays, [1, 1, 2, 4, 8, 16]);
+        backoff.reset(&run);
+        assert_eq!(backoff.next_delay_at(run, at(start, 100)).as_secs(), 1, "a success starts over");
+    }
+
+    #[test]
+    fn failures_that_events_cause_in_between_do_not_push_the_retry_out() {
+        let (backoff, run, start) = (Backoff::default(), ObjectRef::<JobRun>::new("r").within("ns"), Instant::now());
+        backoff.next_delay_at(run.clone(), start);
+        let burst: Vec<_> = (0..20).map(|_| backoff.next_delay_at(run.clone(), at(start, 10)).as_secs()).collect();
+        assert_eq!(burst, [10; 20]);
+    }
+
+    #[test]
+    fn the_delay_is_capped_at_five_minutes_and_kept_per_run() {
+        let (backoff, start) = (Backoff::default(), Instant::now());
+        let (one, other) =
+            (ObjectRef::<JobRun>::new("one").within("ns"), ObjectRef::<JobRun>::new("other").within("ns"));
+        backoff.next_delay_at(one.clone(), start);
+        assert_eq!(backoff.next_delay_at(one, at(start, 3600)), Duration::from_secs(300));
+        assert_eq!(backoff.next_delay_at(other, at(start, 3600)), Duration::from_secs(1));
     }
 }
