@@ -32,19 +32,16 @@ fn at(seconds: u64) -> Timestamp {
     Timestamp::UNIX_EPOCH.checked_add(Duration::from_secs(seconds)).expect("a time")
 }
 
+/// What `decide` does for `run` on live data with no template: given its
+/// Job, if any, and the callback attempt just made, if any.
+fn decide_live(run: &JobRun, job: Option<&Job>, attempt: Option<&Attempt>, now: Timestamp) -> Step {
+    let seen = Observed { run, job, template: None, live: true, refusal: None, other_run_exists: false, attempt, now };
+    merge::decide(&seen, &Settings::default())
+}
+
 /// What `decide` does for `run` with no Job and no template, on live data.
 fn decide_without_template(run: &JobRun, now: Timestamp) -> Step {
-    let seen = Observed {
-        run,
-        job: None,
-        template: None,
-        live: true,
-        refusal: None,
-        other_run_exists: false,
-        attempt: None,
-        now,
-    };
-    merge::decide(&seen, &Settings::default())
+    decide_live(run, None, None, now)
 }
 
 fn owner(api_version: &str, kind: &str, uid: &str, controller: Option<bool>) -> OwnerReference {
@@ -108,6 +105,18 @@ fn a_waiting_condition_of_another_type_does_not_lend_its_time() {
     let conditions: Vec<_> =
         second.conditions.iter().flatten().map(|c| (c.type_.as_str(), c.last_transition_time.clone())).collect();
     assert_eq!(conditions, [(merge::CONDITION_TEMPLATE_READY, Some(Time(at(3))))]);
+}
+
+#[test]
+fn a_job_controlled_by_the_run_is_the_runs() {
+    let job = job_with(vec![owner("cellbytes.io/v1", "JobRun", UID, Some(true))], false, false);
+    assert!(merge::is_controlled_by(&job, &run()));
+}
+
+#[test]
+fn a_job_owned_by_another_uid_is_not_the_runs() {
+    let job = job_with(vec![owner("cellbytes.io/v1", "JobRun", "another-uid", Some(true))], false, false);
+    assert!(!merge::is_controlled_by(&job, &run()));
 }
 
 #[test]
@@ -190,17 +199,7 @@ fn finished_with_callback(token: Option<&str>, secret: bool) -> JobRun {
 
 /// The status written after `attempt`, made at `now`, and when to look again.
 fn after(run: &JobRun, attempt: &Attempt, now: Timestamp) -> (JobRunStatus, Next) {
-    let seen = Observed {
-        run,
-        job: None,
-        template: None,
-        live: true,
-        refusal: None,
-        other_run_exists: false,
-        attempt: Some(attempt),
-        now,
-    };
-    match merge::decide(&seen, &Settings::default()) {
+    match decide_live(run, None, Some(attempt), now) {
         Step::Write(status, next) => (*status, next),
         step => panic!("an attempt's outcome is written, got {step:?}"),
     }
@@ -338,17 +337,7 @@ fn a_pending_callback_is_an_event_only_to_warn_of_a_plain_token() {
         let mut job = job_with(vec![owner("cellbytes.io/v1", "JobRun", UID, Some(true))], true, false);
         job.status =
             Some(JobStatus { conditions: Some(vec![condition("Complete", "True", "Done")]), ..Default::default() });
-        let seen = Observed {
-            run: &run,
-            job: Some(&job),
-            template: None,
-            live: true,
-            refusal: None,
-            other_run_exists: false,
-            attempt: None,
-            now: at(100),
-        };
-        let Step::Write(next, Next::Change) = merge::decide(&seen, &Settings::default()) else {
+        let Step::Write(next, Next::Change) = decide_live(&run, Some(&job), None, at(100)) else {
             panic!("the run ends")
         };
         let notes = merge::notes(&running, &next);
@@ -364,17 +353,7 @@ fn a_run_with_a_callback_url_has_no_callback_condition_until_it_ends() {
     run.status = None;
     let mut job = job_with(vec![owner("cellbytes.io/v1", "JobRun", UID, Some(true))], true, false);
     job.status = Some(JobStatus { start_time: Some(Time(at(1))), active: Some(1), ..Default::default() });
-    let seen = Observed {
-        run: &run,
-        job: Some(&job),
-        template: None,
-        live: true,
-        refusal: None,
-        other_run_exists: false,
-        attempt: None,
-        now: at(2),
-    };
-    let Step::Write(status, _) = merge::decide(&seen, &Settings::default()) else { panic!("the run is mirrored") };
+    let Step::Write(status, _) = decide_live(&run, Some(&job), None, at(2)) else { panic!("the run is mirrored") };
     assert_eq!(status.phase, Some(Phase::Running));
     assert_eq!(merge::callback_state_of(&status), None);
 }

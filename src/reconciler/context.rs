@@ -35,27 +35,20 @@ pub struct Context {
 pub struct Gate {
     pub synced: watch::Receiver<bool>,
     pub leading: watch::Receiver<bool>,
-    /// Set when the operator shuts down.
-    pub stopping: watch::Receiver<bool>,
 }
 
 impl Gate {
-    /// Completes once every cache has its first full list (before that, a
-    /// missing Job or template may only be missing from the cache), or once
-    /// the operator is shutting down, since the caches then never sync and a
-    /// reconcile waiting for them would keep the drain from ending.
+    /// Completes once every cache has its first full list: before that, a
+    /// missing Job or template may only be missing from the cache. (A
+    /// shutdown before then ends the controller with its reconciles still
+    /// waiting here.)
     pub async fn wait(&self) {
-        let (mut synced, mut stopping) = (self.synced.clone(), self.stopping.clone());
-        tokio::select! {
-            _ = synced.wait_for(|synced| *synced) => {}
-            _ = stopping.wait_for(|stopping| *stopping) => {}
-        }
+        let mut synced = self.synced.clone();
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
-    /// Whether reconciles may act: the caches have synced, this replica
-    /// leads, and the operator is not shutting down.
-    pub fn open(&self) -> bool {
-        *self.synced.borrow() && *self.leading.borrow() && !*self.stopping.borrow()
+    pub fn leading(&self) -> bool {
+        *self.leading.borrow()
     }
 }
 

@@ -58,11 +58,6 @@ where
         (Self { store, synced }, events)
     }
 
-    /// A flag that turns true once the cache has its first full list (its store is then ready).
-    pub fn sync_flag(&self) -> watch::Receiver<bool> {
-        self.synced.clone()
-    }
-
     /// Completes once the cache has its first full list, and logs it.
     pub async fn synced(mut self, cache: &'static str, scope: String) {
         if self.synced.wait_for(|synced| *synced).await.is_ok() {

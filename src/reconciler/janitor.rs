@@ -21,7 +21,7 @@ use crate::merge;
 /// needs it; the run is read live unless the cache shows it alive.
 pub async fn release(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.gate.wait().await;
-    if !ctx.gate.open() || !merge::release_orphan(&job, None) {
+    if !ctx.gate.leading() || !merge::release_orphan(&job, None) {
         return Ok(Action::await_change());
     }
     let (Some(namespace), Some(owner)) = (job.namespace(), merge::controlling_run(&job)) else {

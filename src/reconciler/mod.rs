@@ -272,7 +272,7 @@ where
         metrics: shared.metrics.clone(),
         backoff: Backoff::default(),
         settings: shared.options.settings.clone(),
-        gate: Gate { synced, leading: shared.leading.clone(), stopping: shared.stopping.clone() },
+        gate: Gate { synced: synced.clone(), leading: shared.leading.clone() },
         sender: shared.sender.clone(),
     });
 
@@ -312,13 +312,14 @@ where
         .watches_stream(template_events.touched_objects(), template_wakes)
         .reconcile_all_on(leadership_gained)
         .graceful_shutdown_on(stopped);
-    // kube's runner holds every reconcile until the runs cache is ready and,
-    // while it holds them, never ends, even once shut down. A shutdown before
-    // that first list has nothing in flight, so the loop then ends at once.
-    let (mut stopping, runs_synced) = (shared.stopping.clone(), runs.sync_flag());
+    // Until all three caches have synced, every reconcile and janitor step
+    // waits at the gate, having done nothing, and kube's runner (which holds
+    // reconciles until the runs cache is ready) does not end even once shut
+    // down. A shutdown then has nothing to drain: the loop ends at once.
+    let mut stopping = shared.stopping.clone();
     let stopped_before_sync = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
-        if *runs_synced.borrow() {
+        if *synced.borrow() {
             future::pending::<()>().await;
         }
     };

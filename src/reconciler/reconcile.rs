@@ -29,7 +29,7 @@ const MAX_STEPS: usize = 4;
 /// Brings the run's status in line with its Job, creating the Job once.
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.gate.wait().await;
-    if !ctx.gate.open() {
+    if !ctx.gate.leading() {
         return Ok(Action::await_change());
     }
     let _timer = ctx.metrics.reconcile_started();
