@@ -177,7 +177,7 @@ pub enum CliError {
     #[error("{path}: {source}")]
     Parse { path: PathBuf, source: serde_norway::Error },
     #[error("{path}: expected kind {expected}, found {found:?}")]
-    WrongKind { path: PathBuf, expected: &'static str, found: String },
+    WrongKind { path: PathBuf, expected: String, found: String },
     #[error("{path}: --job-status must be a Job or a Job status: {cause}")]
     NotAJobStatus { path: PathBuf, cause: String },
     #[error("{path}: {source}")]
@@ -308,27 +308,13 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 
 /// Reads one object, checking its `kind` when the type has one (a JobRun
 /// passed as --template would otherwise parse as an empty JobSpec).
-fn read_yaml<T: DeserializeOwned + Kinded>(path: &Path) -> Result<T, CliError> {
+fn read_yaml<T: DeserializeOwned + kube::Resource<DynamicType = ()>>(path: &Path) -> Result<T, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_path_buf(), source })?;
     let parse_error = |source| CliError::Parse { path: path.to_path_buf(), source };
-    if let Some(expected) = T::KIND {
-        let meta: kube::core::TypeMeta = serde_norway::from_str(&text).map_err(parse_error)?;
-        if meta.kind != expected {
-            return Err(CliError::WrongKind { path: path.to_path_buf(), expected, found: meta.kind });
-        }
+    let expected = T::kind(&());
+    let meta: kube::core::TypeMeta = serde_norway::from_str(&text).map_err(parse_error)?;
+    if meta.kind != expected {
+        return Err(CliError::WrongKind { path: path.to_path_buf(), expected: expected.into_owned(), found: meta.kind });
     }
     serde_norway::from_str(&text).map_err(parse_error)
-}
-
-/// The `kind` an input file must declare, if it is a whole object.
-trait Kinded {
-    const KIND: Option<&'static str>;
-}
-
-impl Kinded for JobTemplate {
-    const KIND: Option<&'static str> = Some("JobTemplate");
-}
-
-impl Kinded for JobRun {
-    const KIND: Option<&'static str> = Some("JobRun");
 }

@@ -85,7 +85,11 @@ pub struct JobRunSpec {
 
     /// The callback's bearer token, read from this key of a Secret in the
     /// run's namespace at send time and sent as `Authorization: Bearer`;
-    /// never copied into any object. Needs the chart value
+    /// never copied into any object. The Secret must carry the label
+    /// `cellbytes.io/callback-token: "true"`: the operator reads it with its
+    /// own rights and the run picks the URL, so only a Secret whose owner
+    /// opted in is ever sent (any other ends the callback as
+    /// `TokenNotAllowed`, unsent). Needs the chart value
     /// `callbacks.secretTokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_token_secret_ref: Option<CallbackTokenSecretRef>,

@@ -24,6 +24,26 @@ use crate::crd::{JobRun, JobRunStatus};
 /// The run's condition that says where its callback stands.
 pub const CONDITION_CALLBACK_DELIVERED: &str = "CallbackDelivered";
 
+/// The label by which a Secret's owner lets its key be sent as a callback
+/// token (value `"true"`). The operator reads Secrets with its own rights,
+/// and a run's author picks both the Secret and the URL: without the
+/// owner's opt-in, creating a JobRun would send any Secret of the namespace
+/// to any host, a confused deputy.
+pub const LABEL_CALLBACK_TOKEN: &str = "cellbytes.io/callback-token";
+
+/// Whether a Secret with these labels may be sent as a callback token.
+pub fn token_allowed(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    labels.and_then(|labels| labels.get(LABEL_CALLBACK_TOKEN)).is_some_and(|value| value == "true")
+}
+
+/// Why a Secret without the opt-in label is not sent.
+pub fn token_not_allowed_message(secret: &str) -> String {
+    format!(
+        "Secret {secret:?} is not labelled {LABEL_CALLBACK_TOKEN}=true; its owner must add the label before it can be \
+         sent as a callback token (kubectl label secret {secret} {LABEL_CALLBACK_TOKEN}=true)"
+    )
+}
+
 /// Where a callback stands: the `CallbackDelivered` condition's reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallbackState {
@@ -41,6 +61,9 @@ pub enum CallbackState {
     Refused,
     /// The operator may not read Secrets (`callbacks.secretTokens` is off).
     TokenForbidden,
+    /// The Secret does not opt in with [`LABEL_CALLBACK_TOKEN`]: not sent,
+    /// not retried.
+    TokenNotAllowed,
     /// Every attempt allowed failed.
     GaveUp,
 }
@@ -55,6 +78,7 @@ impl CallbackState {
             Self::Rejected => "Rejected",
             Self::Refused => "Refused",
             Self::TokenForbidden => "TokenForbidden",
+            Self::TokenNotAllowed => "TokenNotAllowed",
             Self::GaveUp => "GaveUp",
         }
     }
@@ -68,6 +92,7 @@ impl CallbackState {
             Self::Rejected,
             Self::Refused,
             Self::TokenForbidden,
+            Self::TokenNotAllowed,
             Self::GaveUp,
         ]
         .into_iter()
@@ -153,6 +178,9 @@ pub enum Attempt {
     TokenUnavailable(String),
     /// The operator may not read the Secret: nothing was sent.
     TokenForbidden(String),
+    /// The Secret does not carry [`LABEL_CALLBACK_TOKEN`]`=true`: its
+    /// value was dropped unread and nothing was sent.
+    TokenNotAllowed(String),
 }
 
 impl Attempt {
@@ -169,7 +197,7 @@ impl Attempt {
             Self::TimedOut => "timeout",
             Self::NetworkError(_) => "network",
             Self::Refused(_) => "refused",
-            Self::TokenUnavailable(_) | Self::TokenForbidden(_) => "token",
+            Self::TokenUnavailable(_) | Self::TokenForbidden(_) | Self::TokenNotAllowed(_) => "token",
         }
     }
 }
@@ -292,7 +320,7 @@ pub fn after_attempt(
 ) -> (JobRunStatus, Option<Duration>) {
     let mut status = run.status.clone().unwrap_or_default();
     let mut callback = status.callback.clone().unwrap_or_default();
-    let counts = !matches!(attempt, Attempt::Refused(_) | Attempt::TokenForbidden(_));
+    let counts = !matches!(attempt, Attempt::Refused(_) | Attempt::TokenForbidden(_) | Attempt::TokenNotAllowed(_));
     let attempts = callback.attempts.unwrap_or(0).saturating_add(i32::from(counts));
     callback.attempts = Some(attempts);
     callback.last_attempt_time = Some(Time(now));
@@ -311,6 +339,7 @@ pub fn after_attempt(
         }
         Attempt::Refused(why) => (CallbackState::Refused, format!("{why}; not sent, not retried"), None),
         Attempt::TokenForbidden(why) => (CallbackState::TokenForbidden, format!("{why}; not sent, not retried"), None),
+        Attempt::TokenNotAllowed(why) => (CallbackState::TokenNotAllowed, format!("{why}; not sent, not retried"), None),
         failed => {
             let what = match failed {
                 Attempt::Answered { code, .. } => format!("{url} answered {code}"),
@@ -366,10 +395,8 @@ pub fn shown_url(url: &str) -> String {
 pub fn backoff(run: &JobRun, attempts: i32, settings: &CallbackSettings) -> Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
     let base = settings.initial_delay.saturating_mul(1u32 << exponent);
-    let seed = format!("{}/{attempts}", run.metadata.uid.as_deref().unwrap_or_default());
-    // FNV-1a: a stable spread, not a secret.
-    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let jitter = base.mul_f64((hash % 1000) as f64 / 4000.0);
+    let spread = super::per_mille(&format!("{}/{attempts}", run.metadata.uid.as_deref().unwrap_or_default()));
+    let jitter = base.mul_f64(spread as f64 / 4000.0);
     base.saturating_add(jitter).min(settings.max_delay)
 }
 
@@ -518,6 +545,31 @@ mod tests {
         let mut run = finished_run(Some("https://h/"));
         assert_eq!(apply(&mut run, Attempt::TokenForbidden("no RBAC".into()), at(100)), None);
         assert_eq!(reason(&run).as_deref(), Some("TokenForbidden"));
+    }
+
+    #[test]
+    fn a_secret_without_the_opt_in_label_ends_delivery_unsent_and_names_the_label() {
+        let mut run = finished_run(Some("https://h/"));
+        let why = token_not_allowed_message("s");
+        assert_eq!(apply(&mut run, Attempt::TokenNotAllowed(why), at(100)), None);
+        assert_eq!(reason(&run).as_deref(), Some("TokenNotAllowed"));
+        assert!(!callback_pending(&run), "not retried");
+        let status = run.status.as_ref().expect("a status");
+        assert_eq!(status.callback.as_ref().and_then(|c| c.attempts), Some(0), "nothing was sent");
+        let condition = callback_condition(status).expect("the condition");
+        assert_eq!(condition.status, "False");
+        assert!(condition.message.as_deref().is_some_and(|m| m.contains("cellbytes.io/callback-token=true")));
+    }
+
+    #[test]
+    fn only_the_label_value_true_lets_a_secret_be_sent() {
+        let labels = |value: &str| std::collections::BTreeMap::from([(LABEL_CALLBACK_TOKEN.to_owned(), value.into())]);
+        assert!(token_allowed(Some(&labels("true"))));
+        for refused in ["false", "True", "yes", "", "1"] {
+            assert!(!token_allowed(Some(&labels(refused))), "{refused:?}");
+        }
+        assert!(!token_allowed(None));
+        assert!(!token_allowed(Some(&std::collections::BTreeMap::new())));
     }
 
     #[test]

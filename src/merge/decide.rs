@@ -26,7 +26,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use super::callback::{
     Attempt, CallbackSettings, Delivery, after_attempt, callback_pending, delivery, next_attempt, with_callback_pending,
@@ -248,7 +248,9 @@ pub fn release_orphan(job: &Job, owner: Option<&JobRun>) -> bool {
 /// The JobRun named in the Job's controller reference, if a JobRun controls it.
 pub fn controlling_run(job: &Job) -> Option<&OwnerReference> {
     job.owner_references().iter().find(|o| {
-        o.controller == Some(true) && o.kind == "JobRun" && o.api_version.split('/').next() == Some("cellbytes.io")
+        o.controller == Some(true)
+            && o.kind == JobRun::kind(&())
+            && o.api_version.split('/').next() == Some(JobRun::group(&()).as_ref())
     })
 }
 
@@ -276,10 +278,8 @@ fn is_previous_runs(job: &Job, run: &JobRun, other_run_exists: bool) -> bool {
 /// The resync period plus up to a tenth of it, spread by the run's uid so
 /// that many runs made at once are not all looked at again at once.
 fn resync_delay(run: &JobRun, settings: &Settings) -> Duration {
-    let uid = run.metadata.uid.as_deref().unwrap_or_default();
-    // FNV-1a: a stable spread, not a secret.
-    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    settings.resync + settings.resync.mul_f64((hash % 1000) as f64 / 10_000.0)
+    let spread = super::per_mille(run.metadata.uid.as_deref().unwrap_or_default());
+    settings.resync + settings.resync.mul_f64(spread as f64 / 10_000.0)
 }
 
 #[cfg(test)]

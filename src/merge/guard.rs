@@ -6,14 +6,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::LazyLock;
+
+use ipnet::IpNet;
 
 /// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is
-/// the network of that one address.
+/// the network of that one address. The arithmetic is `ipnet`'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 /// A CIDR that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,20 +24,11 @@ impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || CidrError(text.to_owned());
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let network: IpAddr = address.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| error())?;
-        let bits = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(prefix) => {
-                prefix.parse::<u8>().map_err(|_| error()).and_then(|p| if p <= bits { Ok(p) } else { Err(error()) })?
-            }
-            None => bits,
-        };
-        Ok(Self { network, prefix })
+        let bare = text.trim_start_matches('[').trim_end_matches(']');
+        bare.parse::<IpNet>()
+            .or_else(|_| bare.parse::<IpAddr>().map(IpNet::from))
+            .map(Self)
+            .map_err(|_| CidrError(text.to_owned()))
     }
 }
 
@@ -45,21 +36,8 @@ impl Cidr {
     /// True when `address` is in this network (an IPv4 network never holds
     /// an IPv6 address, nor the other way round).
     pub fn contains(&self, address: IpAddr) -> bool {
-        match (self.network, address) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => {
-                prefix_matches(u128::from(network.to_bits()) << 96, u128::from(address.to_bits()) << 96, self.prefix)
-            }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                prefix_matches(network.to_bits(), address.to_bits(), self.prefix)
-            }
-            _ => false,
-        }
+        self.0.contains(&address)
     }
-}
-
-fn prefix_matches(network: u128, address: u128, prefix: u8) -> bool {
-    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
-    network & mask == address & mask
 }
 
 /// What the operator lets callbacks reach although the guard would refuse
@@ -186,47 +164,35 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     (mapped || compatible || nat64).then_some(low)
 }
 
+/// The ranges no callback may reach unless allowed, each with its name in
+/// the refusal's message; the first that holds an address names it.
+const FORBIDDEN: [(&str, &str); 14] = [
+    ("0.0.0.0/8", "unspecified"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (cloud metadata)"),
+    ("10.0.0.0/8", "private"),
+    ("172.16.0.0/12", "private"),
+    ("192.168.0.0/16", "private"),
+    ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+    // Multicast (224/4), reserved (240/4) and the broadcast address.
+    ("224.0.0.0/3", "multicast or reserved"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fe80::/10", "link-local"),
+    ("fc00::/7", "unique local (private)"),
+    ("fec0::/10", "site-local (private)"),
+    ("ff00::/8", "multicast"),
+];
+
+static FORBIDDEN_NETWORKS: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
+    FORBIDDEN.iter().filter_map(|(network, range)| Some((network.parse().ok()?, *range))).collect()
+});
+
 /// The range a refused address belongs to, or `None` for an address that
 /// may be called.
 pub fn forbidden(address: IpAddr) -> Option<&'static str> {
-    match canonical(address) {
-        IpAddr::V4(v4) => {
-            let octets = v4.octets();
-            if v4.is_loopback() {
-                Some("loopback")
-            } else if v4.is_unspecified() || octets[0] == 0 {
-                Some("unspecified")
-            } else if v4.is_link_local() {
-                Some("link-local (cloud metadata)")
-            } else if v4.is_private() {
-                Some("private")
-            } else if octets[0] == 100 && (octets[1] & 0xc0) == 64 {
-                Some("shared (carrier-grade NAT)")
-            } else if v4.is_multicast() || v4.is_broadcast() || octets[0] >= 240 {
-                Some("multicast or reserved")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("unique local (private)")
-            } else if first & 0xffc0 == 0xfec0 {
-                Some("site-local (private)")
-            } else if v6.is_multicast() {
-                Some("multicast")
-            } else {
-                None
-            }
-        }
-    }
+    let address = canonical(address);
+    FORBIDDEN_NETWORKS.iter().find(|(network, _)| network.contains(&address)).map(|(_, range)| *range)
 }
 
 #[cfg(test)]
@@ -349,6 +315,11 @@ mod tests {
     }
 
     #[test]
+    fn every_forbidden_range_parses() {
+        assert_eq!(FORBIDDEN_NETWORKS.len(), FORBIDDEN.len());
+    }
+
+    #[test]
     fn cidrs_parse_and_contain_their_addresses() {
         let network: Cidr = "172.16.0.0/12".parse().expect("a CIDR");
         assert!(network.contains("172.31.1.1".parse().expect("an address")));
@@ -356,6 +327,8 @@ mod tests {
         assert!(!network.contains("::ffff:172.16.0.1".parse().expect("an address")));
         assert!("0.0.0.0/0".parse::<Cidr>().expect("a CIDR").contains("8.8.8.8".parse().expect("an address")));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("[fd00::1]".parse::<Cidr>().expect("a bracketed address").contains("fd00::1".parse().expect("an address")));
+        assert!(!"fd00::1".parse::<Cidr>().expect("an address").contains("fd00::2".parse().expect("an address")));
         assert!("example.com".parse::<Cidr>().is_err());
     }
 }

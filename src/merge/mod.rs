@@ -15,8 +15,9 @@ mod render;
 mod status;
 
 pub use callback::{
-    Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, Token, body as callback_body,
-    callback_pending, callback_state, callback_state_of, shown_url,
+    Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, LABEL_CALLBACK_TOKEN, Token,
+    body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_allowed,
+    token_not_allowed_message,
 };
 pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,
@@ -32,3 +33,9 @@ pub use render::{
     MANAGER, RenderError, render,
 };
 pub use status::{CONDITION_FINISHED, failed, is_finished, job_name_for, status};
+
+/// A stable spread of `seed` over `0..1000`, the same on every replica and
+/// after every restart, for jitter. FNV-1a: a spread, not a secret.
+fn per_mille(seed: &str) -> u64 {
+    seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)) % 1000
+}

@@ -50,6 +50,7 @@ fn callback_note(previous: &JobRunStatus, next: &JobRunStatus) -> Option<Note> {
         CallbackState::Rejected => "CallbackRejected",
         CallbackState::Refused => "CallbackRefused",
         CallbackState::TokenForbidden => "CallbackTokenForbidden",
+        CallbackState::TokenNotAllowed => "CallbackTokenNotAllowed",
         CallbackState::GaveUp => "CallbackGaveUp",
     };
     Some(Note { warning: state != CallbackState::Delivered, reason: reason.to_owned(), note: message })

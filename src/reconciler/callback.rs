@@ -2,7 +2,8 @@
 //! host, checks every address with the SSRF guard, and connects only to the
 //! checked addresses (reqwest's resolver is pinned to them, so there is no
 //! second resolution). Redirects are not followed; proxies are not used.
-//! The token is never logged, nor written anywhere.
+//! The token is never logged, nor written anywhere, and it is read only
+//! from a Secret labelled `cellbytes.io/callback-token: "true"` by its owner.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use kube::Api;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use sha2::Sha256;
 
-use crate::merge::{Attempt, Delivery, Guard, Token};
+use crate::merge::{self, Attempt, Delivery, Guard, Token};
 
 /// The header of the body's HMAC-SHA256 signature.
 pub const SIGNATURE_HEADER: &str = "X-Signature-256";
@@ -151,6 +152,12 @@ async fn read_token(token: &Token, secrets: &Api<Secret>) -> Result<Option<Strin
         Token::Secret { name, key } => (name, key),
     };
     match secrets.get_opt(name).await {
+        // Only a Secret whose owner opted in is ever sent: any other is
+        // dropped here, before its data is looked at.
+        Ok(Some(secret)) if !merge::token_allowed(secret.metadata.labels.as_ref()) => {
+            drop(secret);
+            Err(Attempt::TokenNotAllowed(merge::token_not_allowed_message(name)))
+        }
         Ok(Some(secret)) => {
             let value = secret.data.as_ref().and_then(|data| data.get(key)).map(|bytes| bytes.0.clone());
             let value = value

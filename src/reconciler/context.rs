@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
+use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -77,9 +78,26 @@ impl Backoff {
         now.saturating_duration_since(first).clamp(Self::BASE, Self::MAX)
     }
 
-    /// Forgets the failures of `run` after a successful reconciliation.
+    /// Forgets the failures of `run` after a successful reconciliation
+    /// (a finished run's reconcile always succeeds).
     pub fn reset(&self, run: &ObjectRef<JobRun>) {
         self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(run);
+    }
+
+    /// Forgets a run that is gone, as the controller names it (a retry of a
+    /// deleted run finds no object): over weeks of uptime, deleted runs
+    /// must not pile up here.
+    pub fn forget_gone(&self, gone: &ObjectRef<DynamicObject>) {
+        let run = ObjectRef::<JobRun>::new(&gone.name);
+        self.reset(&match &gone.namespace {
+            Some(namespace) => run.within(namespace),
+            None => run,
+        });
+    }
+
+    #[cfg(test)]
+    fn failing(&self) -> usize {
+        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 }
 
@@ -112,6 +130,21 @@ mod tests {
         backoff.next_delay_at(run.clone(), start);
         let burst: Vec<_> = (0..20).map(|_| backoff.next_delay_at(run.clone(), at(start, 10)).as_secs()).collect();
         assert_eq!(burst, [10; 20]);
+    }
+
+    #[test]
+    fn a_failing_run_that_is_deleted_is_forgotten() {
+        let backoff = Backoff::default();
+        let mut run = JobRun::new("r", Default::default());
+        run.metadata.namespace = Some("ns".into());
+        run.metadata.uid = Some("uid-1".into());
+        backoff.next_delay(ObjectRef::from_obj(&run));
+        backoff.next_delay(ObjectRef::<JobRun>::new("other").within("ns"));
+        assert_eq!(backoff.failing(), 2);
+        backoff.forget_gone(&ObjectRef::from_obj(&run).erase());
+        assert_eq!(backoff.failing(), 1, "the deleted run is forgotten, the other kept");
+        backoff.forget_gone(&ObjectRef::<JobRun>::new("other").within("elsewhere").erase());
+        assert_eq!(backoff.failing(), 1, "a run of another namespace is another run");
     }
 
     #[test]

@@ -12,8 +12,6 @@ pub enum ReconcileError {
     GetTemplate { name: String, source: kube::Error },
     #[error("cannot read Job {name}: {source}")]
     GetJob { name: String, source: kube::Error },
-    #[error("cannot create Job {name}: {source}")]
-    CreateJob { name: String, source: kube::Error },
     #[error("Job {0} was reported to exist, but is gone; retrying the create")]
     ConflictVanished(String),
     #[error("cannot write the status of JobRun {name}: {source}")]
@@ -33,7 +31,6 @@ impl ReconcileError {
             Self::GetRun { .. } => "get_run",
             Self::GetTemplate { .. } => "get_template",
             Self::GetJob { .. } => "get_job",
-            Self::CreateJob { .. } => "create_job",
             Self::ConflictVanished(_) => "conflict_vanished",
             Self::WriteStatus { .. } => "write_status",
             Self::PatchJob { .. } => "patch_job",

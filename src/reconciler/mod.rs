@@ -11,6 +11,7 @@ mod leader;
 mod permissions;
 mod reconcile;
 mod uninstall;
+mod waiting;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use std::time::Duration;
 use futures::{StreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
@@ -29,6 +29,7 @@ pub use callback::{CallbackOptions, CallbackSetupError, IDEMPOTENCY_HEADER, SIGN
 use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
 use informer::{Informer, prune_job, prune_run, prune_template};
+use waiting::WaitingRuns;
 pub use leader::{LeaderElection, LeaderError, Timing};
 pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::FIELD_MANAGER;
@@ -287,22 +288,35 @@ where
             let _ = doomed_tx.unbounded_send(job.clone());
         }
     });
-    let janitor = Controller::for_stream(doomed_rx.map(Ok), jobs.store.clone())
+    // A replica that was not leading dropped those Jobs' events: when it
+    // gains the lead it looks at every Job of its cache that is being
+    // deleted and holds the finalizer (a run deleted during the lease gap).
+    let cached_jobs = jobs.store.clone();
+    let doomed_on_leadership = leadership_gained(shared.leading.clone()).flat_map(move |()| {
+        let doomed: Vec<Job> = cached_jobs
+            .state()
+            .into_iter()
+            .filter(|job| job.metadata.deletion_timestamp.is_some() && merge::holds_finalizer(job))
+            .map(|job| (*job).clone())
+            .collect();
+        info!(jobs = doomed.len(), "leading: looking at the Jobs being deleted that hold the finalizer");
+        futures::stream::iter(doomed)
+    });
+    let janitor = Controller::for_stream(futures::stream::select(doomed_rx, doomed_on_leadership).map(Ok), jobs.store.clone())
         .with_config(controller::Config::default().concurrency(shared.options.concurrency))
         .run(janitor::release, janitor::error_policy, context.clone())
         .for_each(|_| future::ready(()));
 
-    // A template that appears (or changes) wakes the runs waiting for it.
-    let waiting_runs = runs.store.clone();
-    let template_wakes = move |template: JobTemplate| {
-        let (name, namespace) = (template.name_any(), template.namespace());
-        waiting_runs
-            .state()
-            .into_iter()
-            .filter(|run| run.spec.template_ref == name && run.namespace() == namespace && !merge::is_finished(run))
-            .map(|run| ObjectRef::from_obj(run.as_ref()))
-            .collect::<Vec<_>>()
-    };
+    // A template that appears (or changes) wakes the unfinished runs that
+    // name it, from an index kept beside the runs cache.
+    let waiting = WaitingRuns::default();
+    let indexed = waiting.clone();
+    let run_events = run_events.inspect(move |event| {
+        if let Ok(event) = event {
+            indexed.observe(event);
+        }
+    });
+    let template_wakes = move |template: JobTemplate| waiting.of(template.namespace(), template.name_any());
     let leadership_gained = leadership_gained(shared.leading.clone());
     let config = controller::Config::default().concurrency(shared.options.concurrency);
     // A deleted Job must wake its run (JobLost), so Job deletions count too.
@@ -333,10 +347,15 @@ where
         synced_tx.send_replace(true);
     };
     let run_loop = async move {
-        let reconciled = controller.run(reconcile, error_policy, context).for_each(|result| {
+        let reconciled = controller.run(reconcile, error_policy, context.clone()).for_each(|result| {
             match result {
-                // A run deleted while a reconcile was queued: nothing to do.
-                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => debug!(%object, "run is gone"),
+                // A run deleted while a reconcile was queued (every failing
+                // run has its retry queued): nothing to do, and its backoff
+                // is forgotten.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    debug!(%object, "run is gone");
+                    context.backoff.forget_gone(&object);
+                }
                 // Reconcile errors were logged and retried by `error_policy`.
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
                 Err(error) => error!(%error, "controller error"),

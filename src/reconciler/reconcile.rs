@@ -13,7 +13,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::context::Context;
 use super::error::ReconcileError;
@@ -59,6 +59,14 @@ struct Seen {
     live: bool,
     refusal: Option<Refusal>,
     attempt: Option<Attempt>,
+    /// Whether the run controlling `job` (another run) exists, read live;
+    /// `None`: look it up in the cache.
+    other_run_exists: Option<bool>,
+}
+
+/// The run `owner` names is this very object, and is not being deleted.
+fn alive(run: &JobRun, owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> bool {
+    run.uid().as_ref() == Some(&owner.uid) && run.meta().deletion_timestamp.is_none()
 }
 
 async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
@@ -80,13 +88,15 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
         live: false,
         refusal: None,
         attempt: None,
+        other_run_exists: None,
     };
     for _ in 0..MAX_STEPS {
-        let other_run_exists = seen.job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
-            ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| {
-                other.uid() == Some(owner.uid.clone()) && other.meta().deletion_timestamp.is_none()
-            })
-        });
+        let other_run_exists = match seen.other_run_exists {
+            Some(live) => live,
+            None => seen.job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
+                ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| alive(&other, owner))
+            }),
+        };
         let observed = Observed {
             run: &seen.run,
             job: seen.job.as_deref(),
@@ -101,8 +111,10 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
             Step::Done => return Ok(Next::Change),
             Step::Wait(next) => return Ok(next),
             Step::Write(status, next) => {
-                write_status(&seen.run, &api.runs, *status, ctx).await?;
-                return Ok(next);
+                return Ok(match write_status(&seen.run, &api.runs, *status, ctx).await? {
+                    Written::Done => next,
+                    Written::Conflict => Next::Backoff,
+                });
             }
             step @ (Step::Protect | Step::Release) => {
                 let job = seen.job.as_deref().ok_or_else(|| ReconcileError::NoJobToPatch(job_name.clone()))?;
@@ -128,6 +140,17 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
                     .get_opt(template_name)
                     .await
                     .map_err(|source| ReconcileError::GetTemplate { name: template_name.clone(), source })?;
+                // A Job of another run: whether that run still exists is
+                // read live too, since `JobNameConflict` is final.
+                let other = job.as_ref().and_then(merge::controlling_run).filter(|owner| Some(&owner.uid) != run.uid().as_ref());
+                let other_run_exists = match other {
+                    Some(owner) => {
+                        let name = owner.name.clone();
+                        let other = api.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?;
+                        Some(other.is_some_and(|other| alive(&other, owner)))
+                    }
+                    None => Some(false),
+                };
                 seen = Seen {
                     run: Arc::new(run),
                     job: job.map(Arc::new),
@@ -135,6 +158,7 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
                     live: true,
                     refusal: None,
                     attempt: None,
+                    other_run_exists,
                 };
             }
             Step::Deliver(delivery) => {
@@ -150,10 +174,9 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
                     seen.job = Some(Arc::new(created));
                     return Ok(Next::After(ctx.settings.resync));
                 }
-                Created::Exists(existing) => {
-                    seen.job = Some(Arc::new(existing));
-                    seen.live = true;
-                }
+                // Only the Job was read live: a final decision about it
+                // (`JobNameConflict`) reads the rest live first.
+                Created::Exists(existing) => seen.job = Some(Arc::new(existing)),
                 Created::Refused(refusal) => seen.refusal = Some(refusal),
             },
         }
@@ -229,10 +252,10 @@ async fn write_status(
     runs: &Api<JobRun>,
     next: JobRunStatus,
     ctx: &Context,
-) -> Result<(), ReconcileError> {
+) -> Result<Written, ReconcileError> {
     let previous = run.status.clone().unwrap_or_default();
     if previous == next {
-        return Ok(());
+        return Ok(Written::Done);
     }
     let name = run.name_any();
     let body = JobRun {
@@ -256,11 +279,26 @@ async fn write_status(
                 let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
                 publish(ctx, run, type_, &note.reason, &note.note).await;
             }
-            Ok(())
+            Ok(Written::Done)
         }
-        Err(kube::Error::Api(answer)) if answer.is_conflict() => Ok(()),
+        // The run changed since it was read: its newer version's event
+        // reconciles it again; the backoff is a safety net.
+        Err(kube::Error::Api(answer)) if answer.is_conflict() => {
+            ctx.metrics.status_conflict();
+            debug!(jobrun = %name, "status write met a newer run (409); coming back");
+            Ok(Written::Conflict)
+        }
         Err(source) => Err(ReconcileError::WriteStatus { name, source }),
     }
+}
+
+/// What a status write came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// Written, or nothing to write.
+    Done,
+    /// Refused with 409: the run is newer than what was decided on.
+    Conflict,
 }
 
 /// Counts a callback's outcome once it ends, and for a delivered one its

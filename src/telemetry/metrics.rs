@@ -39,6 +39,7 @@ pub struct Metrics {
     callback_attempts: Family<ResultLabel, Counter>,
     callback_outcomes: Family<OutcomeLabel, Counter>,
     callback_latency: Histogram,
+    status_conflicts: Counter,
 }
 
 impl Default for Metrics {
@@ -69,7 +70,7 @@ impl Default for Metrics {
         );
         registry.register(
             "callback_outcomes",
-            "Callbacks that ended, by outcome (Delivered, Rejected, Refused, TokenForbidden, GaveUp)",
+            "Callbacks that ended, by outcome (Delivered, Rejected, Refused, TokenForbidden, TokenNotAllowed, GaveUp)",
             callback_outcomes.clone(),
         );
         registry.register_with_unit(
@@ -77,6 +78,12 @@ impl Default for Metrics {
             "Time from a run's finish to its callback's 2xx",
             prometheus_client::registry::Unit::Seconds,
             callback_latency.clone(),
+        );
+        let status_conflicts = Counter::default();
+        registry.register(
+            "status_conflicts",
+            "Status writes refused with 409 (the run changed since it was read); redone on the newer run",
+            status_conflicts.clone(),
         );
         Self {
             registry,
@@ -88,6 +95,7 @@ impl Default for Metrics {
             callback_attempts,
             callback_outcomes,
             callback_latency,
+            status_conflicts,
         }
     }
 }
@@ -113,6 +121,11 @@ impl Metrics {
 
     pub fn reconcile_failed(&self, reason: &str) {
         self.reconcile_errors.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    /// Counts a status write that met a newer run (409).
+    pub fn status_conflict(&self) {
+        self.status_conflicts.inc();
     }
 
     pub fn job_created(&self) {
