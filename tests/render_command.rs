@@ -125,6 +125,198 @@ fn a_template_without_containers_is_a_one_line_error() {
     assert!(stderr.contains("has no containers"), "{stderr}");
 }
 
+/// Strings that a YAML 1.1 reader takes for another type when they are not
+/// quoted: booleans, nulls, integers (octal, base 60, hex, binary), floats,
+/// timestamps, and the merge and value keys.
+const YAML_1_1_LOOKALIKES: &[&str] = &[
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "Y",
+    "NO",
+    "On",
+    "True",
+    "false",
+    "~",
+    "null",
+    "",
+    "0755",
+    "089",
+    "1:20",
+    "190:20:30.15",
+    "1e3",
+    "6.8523015e+5",
+    ".5",
+    ".inf",
+    "-.Inf",
+    ".nan",
+    "0x1F",
+    "0b101",
+    "1_000",
+    "2026-01-01",
+    "2026-01-01T00:00:05Z",
+    "2001-12-14 21:59:43.10 -5",
+    "<<",
+    "=",
+];
+
+/// A Python with PyYAML, the most used YAML 1.1 reader: `$PYTHON`, else the
+/// virtualenv of the Kubernetes Python client (which depends on PyYAML)
+/// that `scripts/install-python-client.sh` makes. `None` (the test says it
+/// skips) only outside CI: with CI=true, no such Python fails the test.
+fn python_with_pyyaml() -> Option<PathBuf> {
+    let python = match std::env::var_os("PYTHON") {
+        Some(python) => Ok(PathBuf::from(python)),
+        None => install_python_client(),
+    };
+    let checked = python.and_then(|python| match Command::new(&python).args(["-c", "import yaml"]).output() {
+        Ok(output) if output.status.success() => Ok(python),
+        Ok(output) => {
+            Err(format!("{} cannot import yaml: {}", python.display(), String::from_utf8_lossy(&output.stderr)))
+        }
+        Err(error) => Err(format!("cannot run {}: {error}", python.display())),
+    });
+    match checked {
+        Ok(python) => Some(python),
+        Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("CI needs a Python with PyYAML: {why}"),
+        Err(why) => {
+            eprintln!("skipped: no Python with PyYAML ({why})");
+            None
+        }
+    }
+}
+
+/// The python that `scripts/install-python-client.sh` prints last.
+fn install_python_client() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-python-client.sh");
+    let output =
+        Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match stdout.lines().last() {
+        Some(python) if output.status.success() => Ok(PathBuf::from(python.trim())),
+        _ => Err(format!("{} failed: {}", script.display(), String::from_utf8_lossy(&output.stderr))),
+    }
+}
+
+/// Every document of `yaml` as PyYAML's `safe_load_all` reads it, in JSON;
+/// a value that JSON has no type for (a datetime, a date) becomes
+/// `{"<its Python type>": "<its repr>"}`.
+fn read_with_pyyaml(python: &Path, yaml: &str) -> serde_json::Value {
+    const READER: &str = "import json, sys, yaml\n\
+        docs = list(yaml.safe_load_all(sys.stdin))\n\
+        json.dump(docs, sys.stdout, default=lambda o: {type(o).__name__: repr(o)})\n";
+    let mut child = Command::new(python)
+        .args(["-c", READER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), yaml.as_bytes()).expect("python reads");
+    let output = child.wait_with_output().expect("python ends");
+    assert!(
+        output.status.success(),
+        "PyYAML cannot read the output: {}\n{yaml}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// Where `read` differs from `written`, one line each.
+fn differences(path: &str, written: &serde_json::Value, read: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (written, read) {
+        (Value::Object(w), Value::Object(r)) if w.len() == r.len() => {
+            for (key, value) in w {
+                match r.get(key) {
+                    Some(other) => differences(&format!("{path}.{key}"), value, other, out),
+                    None => out.push(format!("{path}: key {key:?} was read as another type: {r:?}")),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(r)) if w.len() == r.len() => {
+            for (i, (value, other)) in w.iter().zip(r).enumerate() {
+                differences(&format!("{path}[{i}]"), value, other, out);
+            }
+        }
+        _ if written != read => out.push(format!("{path}: written {written}, read by PyYAML as {read}")),
+        _ => {}
+    }
+}
+
+/// Renders with `--job-status`, reads the Job and the run status back into
+/// their Rust types, and checks that PyYAML reads every value of both as
+/// the same JSON: every string stays a string.
+fn assert_pyyaml_reads_what_render_wrote(template: &Path, run: &Path, job_status: &Path) -> String {
+    let output = render(&[template, run, job_status]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (job, status) = stdout.split_once("---\n").expect("two documents");
+    let job: k8s_openapi::api::batch::v1::Job = serde_norway::from_str(job).expect("a Job");
+    let status: job_template_run::crd::JobRunStatus = serde_norway::from_str(status).expect("a run status");
+    let written = serde_json::json!([job, status]);
+    let Some(python) = python_with_pyyaml() else {
+        return stdout;
+    };
+    let mut found = Vec::new();
+    differences("", &written, &read_with_pyyaml(&python, &stdout), &mut found);
+    assert!(found.is_empty(), "PyYAML reads what render wrote otherwise:\n{}\n\n{stdout}", found.join("\n"));
+    stdout
+}
+
+#[test]
+fn pyyaml_reads_the_rendered_job_and_run_status_with_every_timestamp_and_string_a_string() {
+    let stdout = assert_pyyaml_reads_what_render_wrote(
+        &fixture(COMPLETE, "template.yaml"),
+        &fixture(COMPLETE, "run.yaml"),
+        &fixture(COMPLETE, "job-status.yaml"),
+    );
+    assert!(stdout.contains("completionTime: '2026-01-01T00:00:07Z'"), "{stdout}");
+}
+
+#[test]
+fn pyyaml_reads_booleans_nulls_numbers_and_dates_of_yaml_1_1_in_a_template_run_and_job_status_as_strings() {
+    let list = |indent: &str| -> String {
+        YAML_1_1_LOOKALIKES.iter().map(|s| format!("{indent}- {}\n", serde_json::Value::from(*s))).collect()
+    };
+    let env: String = YAML_1_1_LOOKALIKES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("        - name: V{i}\n          value: {}\n", serde_json::Value::from(*s)))
+        .collect();
+    let labels: String = ["yes", "off", "0755", "1e3"]
+        .iter()
+        .map(|s| format!("        l-{s}: {}\n", serde_json::Value::from(*s)))
+        .collect();
+    let template = format!(
+        "apiVersion: cellbytes.io/v1\nkind: JobTemplate\nmetadata:\n  name: echo-template\n  namespace: demo\nspec:\n  \
+         template:\n    metadata:\n      labels:\n{labels}    spec:\n      containers:\n      - name: echo\n        \
+         image: busybox:1.36\n        env:\n{env}      restartPolicy: Never\n"
+    );
+    let run = std::fs::read_to_string(fixture(COMPLETE, "run.yaml"))
+        .expect("readable")
+        .replace("  args:\n  - hi\n", &format!("  command:\n{}  args:\n{}", list("  "), list("  ")));
+    let conditions: String = YAML_1_1_LOOKALIKES
+        .iter()
+        .map(|s| {
+            let s = serde_json::Value::from(*s);
+            format!("- type: Complete\n  status: 'False'\n  reason: {s}\n  message: {s}\n")
+        })
+        .collect();
+    let job_status = format!("startTime: '2026-01-01T00:00:01Z'\nactive: 1\nconditions:\n{conditions}");
+    let stdout = assert_pyyaml_reads_what_render_wrote(
+        &scratch_file("lookalike-template.yaml", &template),
+        &scratch_file("lookalike-run.yaml", &run),
+        &scratch_file("lookalike-job-status.yaml", &job_status),
+    );
+    for lookalike in YAML_1_1_LOOKALIKES {
+        assert!(stdout.contains(&format!("- '{lookalike}'\n")), "{lookalike:?} is not single-quoted:\n{stdout}");
+    }
+}
+
 /// Renders the echo fixture's template with a run whose `metadata` is given.
 fn render_run_with_metadata(file: &str, metadata: &str) -> Output {
     let yaml = format!(
