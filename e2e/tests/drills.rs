@@ -55,6 +55,10 @@ fn main() -> ExitCode {
             Test::new("two_replicas_with_leader_election_survive_two_leader_kills_without_a_duplicate", |e, ns| {
                 leaders(e, ns).boxed()
             }),
+            Test::new(
+                "after_a_leader_is_killed_the_jobs_of_runs_deleted_during_the_lease_gap_are_released",
+                |e, ns| leader_gap(e, ns).boxed(),
+            ),
             Test::new("an_api_server_restart_during_a_burst_loses_and_duplicates_nothing", |e, ns| {
                 apiserver_restart(e, ns).boxed()
             }),
@@ -408,6 +412,85 @@ async fn leaders(env: Arc<Env>, ns: String) -> Result<(), String> {
     let finals = drill.finals(&names).await;
     assert_one_job_each_and_all_succeeded(&ledger, &finals);
     eprintln!("drill leaders: 200 runs, 2 leader kills, takeover after {takeovers:?} (lease 5 s)");
+    drop(replicas);
+    Ok(())
+}
+
+/// The Jobs of `names` in the namespace, and how many of them hold the operator's finalizer.
+async fn jobs_of(drill: &Drill, names: &[String]) -> Result<(usize, usize), String> {
+    let jobs = drill.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    let theirs: Vec<&Job> = jobs.items.iter().filter(|j| names.contains(&j.name_any())).collect();
+    Ok((theirs.len(), theirs.iter().filter(|j| merge::holds_finalizer(j)).count()))
+}
+
+async fn leader_gap(env: Arc<Env>, ns: String) -> Result<(), String> {
+    const LEASE: Duration = Duration::from_secs(5);
+    let drill = Drill::new(env, ns.clone()).await;
+    // Suspended: no pod, so nothing but the operator ever touches the Jobs again.
+    drill.template("forever", json!({ "suspend": true })).await;
+    let args = ["--leader-election", "--leader-election-namespace", ns.as_str(), "--lease-duration-seconds", "5"];
+    let mut replicas = vec![drill.operator(&args), drill.operator(&args)];
+    let names = drill.burst("g", 20, "forever").await;
+    wait::until(TIMEOUT, "20 Jobs holding the finalizer", || async {
+        match jobs_of(&drill, &names).await? {
+            (20, 20) => Ok(()),
+            (jobs, held) => Err(format!("{jobs} Jobs, {held} with the finalizer")),
+        }
+    })
+    .await?;
+    // The garbage collector must already handle JobRun deletions (it finds
+    // the CRD by discovery, up to 30 s after it is installed): a probe run's
+    // Job must go, released by the leader.
+    drill.run("probe", "forever").await;
+    wait::until(TIMEOUT, "the probe run's Job", || async {
+        drill.jobs().get_opt("probe").await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("no Job yet".into())
+    })
+    .await?;
+    drill.runs().delete("probe", &DeleteParams::background()).await.map_err(|e| e.to_string())?;
+    wait::until(TIMEOUT, "the garbage collector to delete the probe run's Job", || async {
+        match drill.jobs().get_opt("probe").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await?;
+    let leader =
+        wait::until(TIMEOUT, "a leader", || async { leader_of(&replicas).ok_or_else(|| "no leader".to_owned()) })
+            .await?;
+    drop(replicas.remove(leader)); // SIGKILL: the Lease is not released
+    let killed = Instant::now();
+    // The lease gap: the standby may not lead before the Lease expires.
+    let (runs, background) = (drill.runs(), DeleteParams::background());
+    for deleted in join_all(names.iter().map(|name| runs.delete(name, &background))).await {
+        deleted.map_err(|e| e.to_string())?;
+    }
+    // The garbage collector deletes the Jobs, which then wait on the finalizer.
+    wait::until(LEASE, "the garbage collector to delete the 20 Jobs", || async {
+        let jobs = drill.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let deleting = jobs.items.iter().filter(|j| j.metadata.deletion_timestamp.is_some()).count();
+        if deleting == 20 { Ok(()) } else { Err(format!("{deleting} of 20 being deleted")) }
+    })
+    .await?;
+    let gap = killed.elapsed();
+    assert!(
+        leader_of(&replicas).is_none(),
+        "the standby led {gap:?} after the kill, before the Jobs were deleted: this drill needs them deleted in the lease gap"
+    );
+    let bound = LEASE + Duration::from_secs(10);
+    let released = wait::until(bound.saturating_sub(killed.elapsed()), "no Job of the deleted runs left", || async {
+        match jobs_of(&drill, &names).await? {
+            (0, _) => Ok(killed.elapsed()),
+            (jobs, held) => Err(format!("{jobs} Jobs left, {held} with the finalizer")),
+        }
+    })
+    .await
+    .map_err(|e| format!("{bound:?} after the leader was killed: {e}"))?;
+    assert!(leader_of(&replicas).is_some(), "no replica leads after the Jobs were released");
+    eprintln!(
+        "drill leader-gap: 20 Jobs of runs deleted {:.2}s into the lease gap all released {:.2}s after the leader was killed (lease 5 s)",
+        gap.as_secs_f64(),
+        released.as_secs_f64()
+    );
     drop(replicas);
     Ok(())
 }
