@@ -24,6 +24,16 @@ fn object_name() -> impl Strategy<Value = String> {
         .expect("a valid regex")
 }
 
+/// A run's name: an object name, or a DNS label of 52 to 63 characters,
+/// so that an Indexed Job's last pod hostname `<name>-<index>` is often
+/// within a character of the 63 it may have.
+fn run_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        object_name(),
+        proptest::string::string_regex("[a-z0-9][-a-z0-9]{50,61}[a-z0-9]").expect("a valid regex")
+    ]
+}
+
 fn strings() -> impl Strategy<Value = Option<Vec<String>>> {
     proptest::option::of(proptest::collection::vec(".{0,12}", 0..4))
 }
@@ -62,7 +72,7 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn run()(name in object_name(), command in strings(), args in strings(), template in object_name()) -> JobRun {
+    fn run()(name in run_name(), command in strings(), args in strings(), template in object_name()) -> JobRun {
         let mut run = JobRun::new(&name, JobRunSpec { template_ref: template, command, args, ..JobRunSpec::default() });
         run.metadata.namespace = Some("ns".into());
         run.metadata.uid = Some("2f4c5a1e-0000-4000-8000-000000000001".into());
@@ -171,7 +181,7 @@ proptest! {
     ) {
         let expected = expected_render_error(&template, &run);
         match merge::render(&template, &run) {
-            Err(error) => prop_assert_eq!(Some(error), expected),
+            Err(error) => prop_assert_eq!(Some(error), expected, "render failed (left), not as it must (right)"),
             Ok(job) => {
                 prop_assert_eq!(None, expected, "render made a Job where it must fail");
                 let name = job.metadata.name.clone().unwrap_or_default();
@@ -190,7 +200,7 @@ proptest! {
     fn overrides_touch_only_the_first_container(template in template(), run in run()) {
         let expected = expected_render_error(&template, &run);
         match merge::render(&template, &run) {
-            Err(error) => prop_assert_eq!(Some(error), expected),
+            Err(error) => prop_assert_eq!(Some(error), expected, "render failed (left), not as it must (right)"),
             Ok(job) => {
                 prop_assert_eq!(None, expected, "render made a Job where it must fail");
                 let before = template.spec.0.template.spec.clone().unwrap_or_default();

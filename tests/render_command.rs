@@ -168,11 +168,14 @@ const YAML_1_1_LOOKALIKES: &[&str] = &[
 /// that `scripts/install-python-client.sh` makes. `None` (the test says it
 /// skips) only outside CI: with CI=true, no such Python fails the test.
 fn python_with_pyyaml() -> Option<PathBuf> {
-    let python = match std::env::var_os("PYTHON") {
+    // Once per test process: tests run in parallel, and two runs of the
+    // script at once would make the same virtualenv twice.
+    static PYTHON: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let python = PYTHON.get_or_init(|| match std::env::var_os("PYTHON") {
         Some(python) => Ok(PathBuf::from(python)),
         None => install_python_client(),
-    };
-    let checked = python.and_then(|python| match Command::new(&python).args(["-c", "import yaml"]).output() {
+    });
+    let checked = python.clone().and_then(|python| match Command::new(&python).args(["-c", "import yaml"]).output() {
         Ok(output) if output.status.success() => Ok(python),
         Ok(output) => {
             Err(format!("{} cannot import yaml: {}", python.display(), String::from_utf8_lossy(&output.stderr)))
