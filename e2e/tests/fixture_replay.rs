@@ -1,10 +1,16 @@
 //! Tier 2 (e2e): every case in `fixtures/`, unchanged, against a real API
 //! server without a Job controller. The operator runs in-process, scoped to
 //! the case's namespace; the test writes Job status, as envtest tests do.
+//!
+//! A case whose input the API server refuses at admission (a rule that
+//! guards objects stored before the CRD refused them) says so in its
+//! `admission-refusal.yaml`: it passes only on exactly that refusal, runs no
+//! operator, and is counted apart from the cases replayed on the cluster.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::subset::{differences, mismatches};
@@ -12,7 +18,7 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunSpec, JobTemplate};
-use job_template_run::fixtures::Case;
+use job_template_run::fixtures::{Case, FILES};
 use job_template_run::merge::{self, Refusal};
 use job_template_run::reconciler::{self, Options, Scope};
 use k8s_openapi::api::batch::v1::Job;
@@ -23,8 +29,13 @@ use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the cases that ran ended, for the suite's last line.
+static REPLAYED: AtomicUsize = AtomicUsize::new(0);
+static REFUSED: AtomicUsize = AtomicUsize::new(0);
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+
 fn main() -> ExitCode {
-    suite::main(ClusterKind::WithoutJobController, |settings| {
+    let code = suite::main(ClusterKind::WithoutJobController, |settings| {
         let cases = cases();
         if cases.is_empty() {
             // Replaying nothing must not look like a pass.
@@ -45,7 +56,16 @@ fn main() -> ExitCode {
                 test
             })
             .collect()
-    })
+    });
+    // A case refused at admission ran no operator: it is not counted as replayed.
+    let [replayed, refused, failed] = [&REPLAYED, &REFUSED, &FAILED].map(|count| count.load(Ordering::SeqCst));
+    if replayed + refused + failed > 0 {
+        eprintln!(
+            "fixture_replay: {replayed} replayed on the cluster, {refused} refused at admission as their fixtures \
+             expect, {failed} failed"
+        );
+    }
+    code
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -68,12 +88,33 @@ fn dir_has_expected_job(name: &str) -> bool {
 /// Terminating for the operator to see; removed when the case ends.
 const HOLD: &str = "e2e.cellbytes.io/hold";
 
-/// Replays one case: apply its inputs, run the operator, compare.
+/// Replays one case and counts how it ended.
 async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), String> {
+    let result = replay_case(env, namespace, dir).await;
+    let count = match &result {
+        Ok(Replayed::OnTheCluster) => &REPLAYED,
+        Ok(Replayed::RefusedAtAdmission) => &REFUSED,
+        Err(_) => &FAILED,
+    };
+    count.fetch_add(1, Ordering::SeqCst);
+    result.map(|_| ())
+}
+
+/// How a case that passed ended.
+enum Replayed {
+    /// The operator ran and the cluster ended as the expected files say.
+    OnTheCluster,
+    /// The API server refused an input exactly as `admission-refusal.yaml` says.
+    RefusedAtAdmission,
+}
+
+/// Replays one case: apply its inputs, run the operator, compare.
+async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<Replayed, String> {
     let case = Case::load(&dir).map_err(|e| e.to_string())?;
     let client = env.client.clone();
     let Some(run) = apply_inputs(&client, &namespace, &case).await? else {
-        return Ok(());
+        release_refused(&client, &namespace, &case).await;
+        return Ok(Replayed::RefusedAtAdmission);
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut options = Options::new(Scope::Namespaces(vec![namespace.clone()]), ([127, 0, 0, 1], 0).into());
@@ -95,27 +136,22 @@ async fn replay(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<(), St
         Err(_) => Err(format!("the operator did not drain within {TIMEOUT:?} of its shutdown")),
     };
     let cleaned = release_holds(&client, &namespace, &case, &run).await;
-    result.and(drained).and(cleaned)
+    result.and(drained).and(cleaned).map(|()| Replayed::OnTheCluster)
 }
 
 /// Creates the template, any existing Job and the run, as the case gives
 /// them, in `namespace`, and makes the API server answer a Job create as
 /// `api-error.yaml` says. A Job that the case says this run (or another
 /// run that exists) controls is created once that run has its new uid.
+/// `None`: the API server refused an input exactly as the case's
+/// `admission-refusal.yaml` says, and nothing after it was created.
 async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<Option<JobRun>, String> {
     let post = PostParams::default();
     if let Some(template) = &case.template {
         let template = JobTemplate { metadata: fresh_meta(&template.metadata, namespace), ..template.clone() };
-        match Api::<JobTemplate>::namespaced(client.clone(), namespace).create(&post, &template).await {
-            Ok(_) => {}
-            // The CRD refuses some templates that the runtime rule still
-            // guards (templates stored before the CRD had the rule): on the
-            // cluster, the refusal at admission is the outcome.
-            Err(kube::Error::Api(answer)) if answer.code == 422 && case.expected_status.contains("InvalidTemplate") => {
-                eprintln!("{}: the API server refuses the template at admission: {}", case.name, answer.message);
-                return Ok(None);
-            }
-            Err(e) => return Err(format!("create template: {e}")),
+        let created = Api::<JobTemplate>::namespaced(client.clone(), namespace).create(&post, &template).await;
+        if admitted(case, FILES.template, created)?.is_none() {
+            return Ok(None);
         }
     }
     if let Some(refusal) = &case.create_refusal {
@@ -127,7 +163,9 @@ async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<O
     run_meta.deletion_timestamp = None;
     run_meta.finalizers = deleting_run.then(|| vec![HOLD.to_owned()]);
     let run = JobRun { metadata: run_meta, status: None, ..case.run.clone() };
-    let run = runs.create(&post, &run).await.map_err(|e| format!("create run: {e}"))?;
+    let Some(run) = admitted(case, FILES.run, runs.create(&post, &run).await)? else {
+        return Ok(None);
+    };
     let run = match &case.run.status {
         Some(status) => runs
             .patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
@@ -135,8 +173,10 @@ async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<O
             .map_err(|e| format!("write the run's status: {e}"))?,
         None => run,
     };
-    if let Some(existing) = &case.existing_job {
-        create_existing_job(client, namespace, case, existing, &run).await?;
+    if let Some(existing) = &case.existing_job
+        && !create_existing_job(client, namespace, case, existing, &run).await?
+    {
+        return Ok(None);
     }
     if deleting_run {
         runs.delete(&run.name_any(), &DeleteParams::background()).await.map_err(|e| format!("delete run: {e}"))?;
@@ -146,14 +186,15 @@ async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<O
 
 /// The case's existing Job: owned by this run (its uid), by another run
 /// that exists (created for it), or as written; with its status; and,
-/// when the case has it being deleted, deleted (held by [`HOLD`]).
+/// when the case has it being deleted, deleted (held by [`HOLD`]). False:
+/// the API server refused it as the case's `admission-refusal.yaml` says.
 async fn create_existing_job(
     client: &Client,
     namespace: &str,
     case: &Case,
     existing: &Job,
     run: &JobRun,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let jobs = Api::<Job>::namespaced(client.clone(), namespace);
     let mut job = Job { metadata: fresh_meta(&existing.metadata, namespace), status: None, ..existing.clone() };
     let deleting = existing.metadata.deletion_timestamp.is_some();
@@ -182,7 +223,9 @@ async fn create_existing_job(
         }
     }
     let name = job.name_any();
-    jobs.create(&PostParams::default(), &job).await.map_err(|e| format!("create existing Job: {e}"))?;
+    if admitted(case, FILES.existing_job, jobs.create(&PostParams::default(), &job).await)?.is_none() {
+        return Ok(false);
+    }
     if let Some(status) = &existing.status {
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
             .await
@@ -191,7 +234,50 @@ async fn create_existing_job(
     if deleting {
         jobs.delete(&name, &DeleteParams::background()).await.map_err(|e| format!("delete existing Job: {e}"))?;
     }
-    Ok(())
+    Ok(true)
+}
+
+/// The API server's answer to creating the case's input `file`, held
+/// against the case's `admission-refusal.yaml`: the object when it was
+/// admitted and the case expects that; `None` when it was refused exactly
+/// as the case says (code, and a message containing the case's); an error
+/// for an admission the case does not expect, a refusal it does not
+/// expect, and a refusal other than the one it expects.
+fn admitted<K>(case: &Case, file: &str, created: Result<K, kube::Error>) -> Result<Option<K>, String> {
+    let expected = case.admission_refusal.as_ref().filter(|refusal| refusal.file == file);
+    match (created, expected) {
+        (Ok(object), None) => Ok(Some(object)),
+        (Ok(_), Some(refusal)) => Err(format!(
+            "the API server admitted {file}, but {} says it refuses it with {} and a message containing {:?}",
+            FILES.admission_refusal, refusal.code, refusal.message_contains
+        )),
+        (Err(kube::Error::Api(answer)), Some(refusal))
+            if answer.code == refusal.code && answer.message.contains(&refusal.message_contains) =>
+        {
+            eprintln!("{}: refused at admission as its fixture expects: {file}: {}", case.name, answer.message);
+            Ok(None)
+        }
+        (Err(error), Some(refusal)) => Err(format!(
+            "the API server refused {file} with {}, but {} expects {} and a message containing {:?}",
+            describe_refusal(&error),
+            FILES.admission_refusal,
+            refusal.code,
+            refusal.message_contains
+        )),
+        (Err(error), None) => Err(format!(
+            "the API server refused {file} with {}; a case whose input the API server refuses says so in {} \
+             (file, code, messageContains)",
+            describe_refusal(&error),
+            FILES.admission_refusal
+        )),
+    }
+}
+
+fn describe_refusal(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(answer) => format!("{} {:?}", answer.code, answer.message),
+        other => format!("no answer ({other})"),
+    }
 }
 
 /// Makes the API server refuse Job creates in `namespace` as `refusal`
@@ -237,6 +323,21 @@ async fn release_holds(client: &Client, namespace: &str, case: &Case, run: &JobR
         e2e::policy::remove(client, "deny-jobs").await;
     }
     Ok(())
+}
+
+/// Lets go of what a case refused at admission had made before the
+/// refusal: the run's [`HOLD`], the case's cluster-wide policy.
+async fn release_refused(client: &Client, namespace: &str, case: &Case) {
+    let unhold = json!({ "metadata": { "finalizers": null } });
+    let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
+    for run in runs.list(&Default::default()).await.map(|list| list.items).unwrap_or_default() {
+        if run.finalizers().iter().any(|f| f == HOLD) {
+            let _ = runs.patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&unhold)).await;
+        }
+    }
+    if case.create_refusal.as_ref().is_some_and(|r| r.code == 403 && !r.message.contains("exceeded quota")) {
+        e2e::policy::remove(client, "deny-jobs").await;
+    }
 }
 
 /// The object's metadata as a create request takes it, in `namespace`.
