@@ -1,6 +1,6 @@
 //! The reconciler's decisions, written once: what it saw in, the next step
-//! out. No client, no clock (`now` comes in), no randomness. The reconciler
-//! executes the step and the fixtures in `fixtures/` replay the same table.
+//! out. No client, no clock (`now` comes in), no randomness. [`super::drive`]
+//! executes the steps, for the reconciler and for the fixtures alike.
 //!
 //! | the run and what exists                          | step                                            |
 //! |--------------------------------------------------|-------------------------------------------------|
@@ -105,7 +105,7 @@ pub enum Step {
     /// Remove the operator's finalizer from the run's Job: the run's status
     /// records everything it needs from it.
     Release,
-    /// Write this status (the executor skips a write that changes nothing),
+    /// Write this status (the driver skips a write that changes nothing),
     /// then come back as `Next` says.
     Write(Box<JobRunStatus>, Next),
     /// Nothing to change now; come back as `Next` says.
@@ -277,7 +277,7 @@ fn is_previous_runs(job: &Job, run: &JobRun, other_run_exists: bool) -> bool {
 
 /// The resync period plus up to a tenth of it, spread by the run's uid so
 /// that many runs made at once are not all looked at again at once.
-fn resync_delay(run: &JobRun, settings: &Settings) -> Duration {
+pub(super) fn resync_delay(run: &JobRun, settings: &Settings) -> Duration {
     let spread = super::per_mille(run.metadata.uid.as_deref().unwrap_or_default());
     settings.resync + settings.resync.mul_f64(spread as f64 / 10_000.0)
 }

@@ -6,6 +6,7 @@
 
 mod callback;
 mod decide;
+mod drive;
 mod failure;
 mod guard;
 mod names;
@@ -23,6 +24,7 @@ pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,
     holds_finalizer, release_orphan,
 };
+pub use drive::{Cached, Created, DriveError, Effects, Live, MAX_STEPS, Written, drive};
 pub use failure::{Failure, FailureReason, Refusal};
 pub use guard::{AllowList, Cidr, CidrError, Guard, Refused, Target, canonical, forbidden};
 pub use names::label_safe;

@@ -1,6 +1,7 @@
-//! One reconciliation of a JobRun: observe, ask [`merge::decide`] for the
-//! next step, execute it. Every decision is in the pure table; this file
-//! only reads, writes and reports.
+//! One reconciliation of a JobRun: the caches' view of it goes to
+//! [`merge::drive`], the interpreter that the fixtures replay too, which
+//! decides every step; this file only carries out its effects against the
+//! API server (reads, writes, Events, metrics).
 
 use std::sync::Arc;
 
@@ -18,13 +19,12 @@ use tracing::{debug, info, warn};
 use super::context::Context;
 use super::error::ReconcileError;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
-use crate::merge::{self, Attempt, CallbackState, FINALIZER, Next, Observed, Refusal, Step};
+use crate::merge::{
+    self, Attempt, Cached, CallbackState, Created, Delivery, DriveError, Effects, FINALIZER, Live, Next, Refusal, Step, Written,
+};
 
 /// The field manager of the operator's writes.
 pub const FIELD_MANAGER: &str = "job-template-run";
-
-/// Bounds the steps of one reconcile: read live, create (or deliver), then one write.
-const MAX_STEPS: usize = 4;
 
 /// Brings the run's status in line with its Job, creating the Job once.
 pub async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -51,17 +51,33 @@ pub fn error_policy(run: Arc<JobRun>, error: &ReconcileError, ctx: Arc<Context>)
     Action::requeue(ctx.backoff.next_delay(ObjectRef::from_obj(run.as_ref())))
 }
 
-/// What one reconcile has seen so far; owned, so live reads can replace it.
-struct Seen {
-    run: Arc<JobRun>,
-    job: Option<Arc<Job>>,
-    template: Option<Arc<JobTemplate>>,
-    live: bool,
-    refusal: Option<Refusal>,
-    attempt: Option<Attempt>,
-    /// Whether the run controlling `job` (another run) exists, read live;
-    /// `None`: look it up in the cache.
-    other_run_exists: Option<bool>,
+async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
+    let Some(namespace) = run.namespace() else {
+        warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
+        return Ok(Next::Change);
+    };
+    let job = ctx.jobs.get(&ObjectRef::new(&merge::job_name_for(&run)).within(&namespace));
+    let other_run_exists = job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
+        ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| alive(&other, owner))
+    });
+    let cached = Cached {
+        template: ctx.templates.get(&ObjectRef::new(&run.spec.template_ref).within(&namespace)),
+        job,
+        run,
+        other_run_exists,
+    };
+    let mut effects = Kube {
+        ctx,
+        runs: Api::namespaced(ctx.client.clone(), &namespace),
+        jobs: Api::namespaced(ctx.client.clone(), &namespace),
+        templates: Api::namespaced(ctx.client.clone(), &namespace),
+        secrets: Api::namespaced(ctx.client.clone(), &namespace),
+    };
+    merge::drive(&mut effects, cached, &ctx.settings).await.map_err(|error| match error {
+        DriveError::Effect(error) => error,
+        DriveError::TooManySteps(name) => ReconcileError::TooManySteps(name),
+        DriveError::NoJobToPatch(name) => ReconcileError::NoJobToPatch(name),
+    })
 }
 
 /// The run `owner` names is this very object, and is not being deleted.
@@ -69,134 +85,83 @@ fn alive(run: &JobRun, owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::O
     run.uid().as_ref() == Some(&owner.uid) && run.meta().deletion_timestamp.is_none()
 }
 
-async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
-    let Some(namespace) = run.namespace() else {
-        warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
-        return Ok(Next::Change);
-    };
-    let api = Apis {
-        runs: Api::namespaced(ctx.client.clone(), &namespace),
-        jobs: Api::namespaced(ctx.client.clone(), &namespace),
-        templates: Api::namespaced(ctx.client.clone(), &namespace),
-        secrets: Api::namespaced(ctx.client.clone(), &namespace),
-    };
-    let job_name = merge::job_name_for(&run);
-    let mut seen = Seen {
-        job: ctx.jobs.get(&ObjectRef::new(&job_name).within(&namespace)),
-        template: ctx.templates.get(&ObjectRef::new(&run.spec.template_ref).within(&namespace)),
-        run,
-        live: false,
-        refusal: None,
-        attempt: None,
-        other_run_exists: None,
-    };
-    for _ in 0..MAX_STEPS {
-        let other_run_exists = match seen.other_run_exists {
-            Some(live) => live,
-            None => seen.job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
-                ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| alive(&other, owner))
-            }),
-        };
-        let observed = Observed {
-            run: &seen.run,
-            job: seen.job.as_deref(),
-            template: seen.template.as_deref(),
-            live: seen.live,
-            refusal: seen.refusal.as_ref(),
-            other_run_exists,
-            attempt: seen.attempt.as_ref(),
-            now: Timestamp::now(),
-        };
-        match merge::decide(&observed, &ctx.settings) {
-            Step::Done => return Ok(Next::Change),
-            Step::Wait(next) => return Ok(next),
-            Step::Write(status, next) => {
-                return Ok(match write_status(&seen.run, &api.runs, *status, ctx).await? {
-                    Written::Done => next,
-                    Written::Conflict => Next::Backoff,
-                });
-            }
-            step @ (Step::Protect | Step::Release) => {
-                let job = seen.job.as_deref().ok_or_else(|| ReconcileError::NoJobToPatch(job_name.clone()))?;
-                set_finalizer(job, &api.jobs, step == Step::Protect).await?;
-                return Ok(Next::Change);
-            }
-            Step::ReadLive => {
-                let name = seen.run.name_any();
-                let Some(run) =
-                    api.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?
-                else {
-                    return Ok(Next::Change);
-                };
-                let job_name = merge::job_name_for(&run);
-                let job = api
-                    .jobs
-                    .get_opt(&job_name)
-                    .await
-                    .map_err(|source| ReconcileError::GetJob { name: job_name.clone(), source })?;
-                let template_name = &run.spec.template_ref;
-                let template = api
-                    .templates
-                    .get_opt(template_name)
-                    .await
-                    .map_err(|source| ReconcileError::GetTemplate { name: template_name.clone(), source })?;
-                // A Job of another run: whether that run still exists is
-                // read live too, since `JobNameConflict` is final.
-                let other = job.as_ref().and_then(merge::controlling_run).filter(|owner| Some(&owner.uid) != run.uid().as_ref());
-                let other_run_exists = match other {
-                    Some(owner) => {
-                        let name = owner.name.clone();
-                        let other = api.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?;
-                        Some(other.is_some_and(|other| alive(&other, owner)))
-                    }
-                    None => Some(false),
-                };
-                seen = Seen {
-                    run: Arc::new(run),
-                    job: job.map(Arc::new),
-                    template: template.map(Arc::new),
-                    live: true,
-                    refusal: None,
-                    attempt: None,
-                    other_run_exists,
-                };
-            }
-            Step::Deliver(delivery) => {
-                let attempt = ctx.sender.send(&delivery, &api.secrets).await;
-                ctx.metrics.callback_attempt(attempt.class());
-                info!(jobrun = %seen.run.name_any(), url = %merge::shown_url(&delivery.url), result = attempt.class(), "callback attempt");
-                seen.attempt = Some(attempt);
-            }
-            Step::Create(job) => match create_job(&seen.run, &job, &api.jobs, ctx).await? {
-                Created::Job(created) => {
-                    // The created Job's watch event wakes the run to mirror it;
-                    // the resync is a safety net should that event be missed.
-                    seen.job = Some(Arc::new(created));
-                    return Ok(Next::After(ctx.settings.resync));
-                }
-                // Only the Job was read live: a final decision about it
-                // (`JobNameConflict`) reads the rest live first.
-                Created::Exists(existing) => seen.job = Some(Arc::new(existing)),
-                Created::Refused(refusal) => seen.refusal = Some(refusal),
-            },
-        }
-    }
-    Err(ReconcileError::TooManySteps(seen.run.name_any()))
-}
-
-/// The namespaced APIs one reconcile uses.
-struct Apis {
+/// The effects of steps, against the API server: the namespaced APIs one
+/// reconcile uses.
+struct Kube<'a> {
+    ctx: &'a Context,
     runs: Api<JobRun>,
     jobs: Api<Job>,
     templates: Api<JobTemplate>,
     secrets: Api<Secret>,
 }
 
-enum Created {
-    Job(Job),
-    /// The name was taken: the Job there now, read live.
-    Exists(Job),
-    Refused(Refusal),
+impl Effects for Kube<'_> {
+    type Error = ReconcileError;
+
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn decided(&mut self, step: &Step) {
+        tracing::trace!(?step, "step");
+    }
+
+    async fn read_live(&mut self, run: &JobRun) -> Result<Option<Live>, ReconcileError> {
+        let name = run.name_any();
+        let Some(run) = self.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?
+        else {
+            return Ok(None);
+        };
+        let job_name = merge::job_name_for(&run);
+        let job = self
+            .jobs
+            .get_opt(&job_name)
+            .await
+            .map_err(|source| ReconcileError::GetJob { name: job_name.clone(), source })?;
+        let template_name = &run.spec.template_ref;
+        let template = self
+            .templates
+            .get_opt(template_name)
+            .await
+            .map_err(|source| ReconcileError::GetTemplate { name: template_name.clone(), source })?;
+        // A Job of another run: whether that run still exists is read live
+        // too, since `JobNameConflict` is final.
+        let other = job.as_ref().and_then(merge::controlling_run).filter(|owner| Some(&owner.uid) != run.uid().as_ref());
+        let other_run_exists = match other {
+            Some(owner) => {
+                let name = owner.name.clone();
+                let other =
+                    self.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?;
+                other.is_some_and(|other| alive(&other, owner))
+            }
+            None => false,
+        };
+        Ok(Some(Live { run, job, template, other_run_exists }))
+    }
+
+    async fn create(&mut self, run: &JobRun, job: &Job) -> Result<Created, ReconcileError> {
+        create_job(run, job, &self.jobs, self.ctx).await
+    }
+
+    async fn set_finalizer(&mut self, job: &Job, protect: bool) -> Result<(), ReconcileError> {
+        set_finalizer(job, &self.jobs, protect).await
+    }
+
+    async fn write_status(
+        &mut self,
+        run: &JobRun,
+        previous: &JobRunStatus,
+        next: JobRunStatus,
+    ) -> Result<Written, ReconcileError> {
+        write_status(run, previous, next, &self.runs, self.ctx).await
+    }
+
+    async fn deliver(&mut self, run: &JobRun, delivery: &Delivery) -> Attempt {
+        let attempt = self.ctx.sender.send(delivery, &self.secrets).await;
+        self.ctx.metrics.callback_attempt(attempt.class());
+        info!(jobrun = %run.name_any(), url = %merge::shown_url(&delivery.url), result = attempt.class(), "callback attempt");
+        attempt
+    }
 }
 
 async fn create_job(run: &JobRun, job: &Job, jobs: &Api<Job>, ctx: &Context) -> Result<Created, ReconcileError> {
@@ -242,21 +207,19 @@ pub async fn set_finalizer(job: &Job, jobs: &Api<Job>, protect: bool) -> Result<
     }
 }
 
-/// Writes `next` through the status subresource, only when it changed, and
-/// records the events of what changed. The write replaces the whole status
-/// (nothing another writer left behind survives) and is conditional on the
-/// run's resourceVersion: a run read from a stale cache gets a 409, is left
-/// alone, and is reconciled again when its newer version arrives.
+/// Writes `next` through the status subresource (the driver calls this only
+/// when it changed), and records the events of what changed. The write
+/// replaces the whole status (nothing another writer left behind survives)
+/// and is conditional on the run's resourceVersion: a run read from a stale
+/// cache gets a 409, is left alone, and is reconciled again when its newer
+/// version arrives.
 async fn write_status(
     run: &JobRun,
-    runs: &Api<JobRun>,
+    previous: &JobRunStatus,
     next: JobRunStatus,
+    runs: &Api<JobRun>,
     ctx: &Context,
 ) -> Result<Written, ReconcileError> {
-    let previous = run.status.clone().unwrap_or_default();
-    if previous == next {
-        return Ok(Written::Done);
-    }
     let name = run.name_any();
     let body = JobRun {
         metadata: ObjectMeta {
@@ -274,8 +237,8 @@ async fn write_status(
             if let Some(phase) = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p)) {
                 ctx.metrics.run_finished(phase.as_str());
             }
-            callback_metrics(&previous, &next, ctx);
-            for note in merge::notes(&previous, &next) {
+            callback_metrics(previous, &next, ctx);
+            for note in merge::notes(previous, &next) {
                 let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
                 publish(ctx, run, type_, &note.reason, &note.note).await;
             }
@@ -292,14 +255,6 @@ async fn write_status(
     }
 }
 
-/// What a status write came to.
-#[derive(Debug, PartialEq, Eq)]
-enum Written {
-    /// Written, or nothing to write.
-    Done,
-    /// Refused with 409: the run is newer than what was decided on.
-    Conflict,
-}
 
 /// Counts a callback's outcome once it ends, and for a delivered one its
 /// latency from the run's finish.
