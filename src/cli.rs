@@ -99,6 +99,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "JTR_LEASE_DURATION_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_duration_seconds: u64,
+    /// Callback attempts made at once (per watched namespace), beside the
+    /// reconciles: a hanging receiver holds one of these, never a reconcile.
+    #[arg(long, env = "JTR_CALLBACK_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_concurrency: u16,
     /// Callback attempts per run before giving up.
     #[arg(long, env = "JTR_CALLBACK_MAX_ATTEMPTS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -147,6 +152,7 @@ impl ControllerArgs {
         options.settings.template_grace = Duration::from_secs(self.template_grace_seconds);
         options.settings.resync = Duration::from_secs(self.resync_seconds);
         options.concurrency = self.concurrency;
+        options.callback_concurrency = self.callback_concurrency;
         options.settings.callback = merge::CallbackSettings {
             max_attempts: self.callback_max_attempts,
             initial_delay: Duration::from_millis(self.callback_initial_delay_ms),

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::JobCondition;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -34,6 +35,27 @@ pub const LABEL_CALLBACK_TOKEN: &str = "cellbytes.io/callback-token";
 /// Whether a Secret with these labels may be sent as a callback token.
 pub fn token_allowed(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
     labels.and_then(|labels| labels.get(LABEL_CALLBACK_TOKEN)).is_some_and(|value| value == "true")
+}
+
+/// The token in key `key` of Secret `name` (as read, or `None` when there
+/// is none): only a Secret whose owner opted in with [`LABEL_CALLBACK_TOKEN`]
+/// is looked into; any other is dropped here, before its data is read.
+pub fn token_from_secret(secret: Option<Secret>, name: &str, key: &str) -> Result<String, Attempt> {
+    let Some(secret) = secret else {
+        return Err(Attempt::TokenUnavailable(format!("Secret {name:?} not found in the JobRun's namespace")));
+    };
+    if !token_allowed(secret.metadata.labels.as_ref()) {
+        drop(secret);
+        return Err(Attempt::TokenNotAllowed(token_not_allowed_message(name)));
+    }
+    let value = secret.data.as_ref().and_then(|data| data.get(key)).map(|bytes| bytes.0.clone());
+    let value =
+        value.or_else(|| secret.string_data.as_ref().and_then(|data| data.get(key)).map(|s| s.clone().into_bytes()));
+    match value.map(String::from_utf8) {
+        Some(Ok(token)) if !token.is_empty() => Ok(token),
+        Some(_) => Err(Attempt::TokenUnavailable(format!("key {key:?} of Secret {name:?} is empty or not UTF-8"))),
+        None => Err(Attempt::TokenUnavailable(format!("Secret {name:?} has no key {key:?}"))),
+    }
 }
 
 /// Why a Secret without the opt-in label is not sent.

@@ -16,7 +16,11 @@
 //! | `Release`    | remove it                            | end: on change (the Job's event)  |
 //! | `ReadLive`   | read run, Job, template (other run)  | decide again; a gone run ends     |
 //! | `Create(j)`  | create `j`                           | created: end, after the resync (the Job's event comes first); exists or refused: decide again |
-//! | `Deliver(d)` | make one callback attempt            | decide again with its outcome     |
+//! | `Deliver(d)` | hand `d` over to the delivery worker | end: after the resync (the outcome comes back as a reconcile of its own) |
+//!
+//! A callback attempt is never made inside a reconcile: the worker makes
+//! it, beside the reconciles, and records its outcome by driving a
+//! reconcile that starts from the live run and the attempt ([`Cached::attempt`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +48,9 @@ pub struct Cached {
     /// For a `job` controlled by another JobRun: whether that run exists
     /// (and is not being deleted), as the cache shows it.
     pub other_run_exists: bool,
+    /// A callback attempt just made for this run, whose outcome this
+    /// reconcile records (the delivery worker's reconcile).
+    pub attempt: Option<Attempt>,
 }
 
 /// What the API server holds now, read for a decision that cannot be undone.
@@ -106,8 +113,10 @@ pub trait Effects {
         next: JobRunStatus,
     ) -> impl Future<Output = Result<Written, Self::Error>> + Send;
 
-    /// Makes one callback attempt; every outcome is an [`Attempt`].
-    fn deliver(&mut self, run: &JobRun, delivery: &Delivery) -> impl Future<Output = Attempt> + Send;
+    /// Hands one callback attempt over to the delivery worker, which makes
+    /// it beside the reconciles and records its outcome through [`drive`]
+    /// with [`Cached::attempt`].
+    fn hand_over(&mut self, run: &JobRun, delivery: Delivery) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// Why a reconcile stopped without a decision.
@@ -131,7 +140,7 @@ pub async fn drive<E: Effects>(effects: &mut E, cached: Cached, settings: &Setti
         other_run_exists: cached.other_run_exists,
         live: false,
         refusal: None,
-        attempt: None,
+        attempt: cached.attempt,
     };
     for _ in 0..MAX_STEPS {
         let observed = Observed {
@@ -179,7 +188,10 @@ pub async fn drive<E: Effects>(effects: &mut E, cached: Cached, settings: &Setti
                     attempt: None,
                 };
             }
-            Step::Deliver(delivery) => seen.attempt = Some(effects.deliver(&seen.run, &delivery).await),
+            Step::Deliver(delivery) => {
+                effects.hand_over(&seen.run, *delivery).await.map_err(DriveError::Effect)?;
+                return Ok(Next::After(resync_delay(&seen.run, settings)));
+            }
             Step::Create(job) => match effects.create(&seen.run, &job).await.map_err(DriveError::Effect)? {
                 // The created Job's watch event wakes the run to mirror it;
                 // the resync is a safety net should that event be missed.

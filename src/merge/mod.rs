@@ -18,7 +18,7 @@ mod status;
 pub use callback::{
     Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, LABEL_CALLBACK_TOKEN, Token,
     body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_allowed,
-    token_not_allowed_message,
+    token_from_secret, token_not_allowed_message,
 };
 pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,

@@ -62,8 +62,14 @@ impl Sender {
         Ok(Self { guard: options.guard.clone(), signing_key, timeout })
     }
 
-    /// One attempt; never an error: every outcome is an [`Attempt`].
+    /// One attempt; never an error: every outcome is an [`Attempt`]. The
+    /// whole attempt (name resolution, the Secret read and the request) ends
+    /// within the timeout, so an attempt in flight at shutdown does too.
     pub async fn send(&self, delivery: &Delivery, secrets: &Api<Secret>) -> Attempt {
+        tokio::time::timeout(self.timeout, self.send_unbounded(delivery, secrets)).await.unwrap_or(Attempt::TimedOut)
+    }
+
+    async fn send_unbounded(&self, delivery: &Delivery, secrets: &Api<Secret>) -> Attempt {
         let target = match self.guard.target(&delivery.url) {
             Ok(target) => target,
             Err(refused) => return Attempt::Refused(refused.0),
@@ -72,13 +78,11 @@ impl Sender {
         let addresses: Vec<IpAddr> = match literal {
             Some(address) => vec![address],
             None => {
-                let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
-                match tokio::time::timeout(self.timeout, lookup).await {
-                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-                    Ok(Err(error)) => {
+                match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+                    Ok(found) => found.map(|a| a.ip()).collect(),
+                    Err(error) => {
                         return Attempt::NetworkError(format!("cannot resolve {:?}: {error}", target.host));
                     }
-                    Err(_) => return Attempt::TimedOut,
                 }
             }
         };
@@ -152,25 +156,7 @@ async fn read_token(token: &Token, secrets: &Api<Secret>) -> Result<Option<Strin
         Token::Secret { name, key } => (name, key),
     };
     match secrets.get_opt(name).await {
-        // Only a Secret whose owner opted in is ever sent: any other is
-        // dropped here, before its data is looked at.
-        Ok(Some(secret)) if !merge::token_allowed(secret.metadata.labels.as_ref()) => {
-            drop(secret);
-            Err(Attempt::TokenNotAllowed(merge::token_not_allowed_message(name)))
-        }
-        Ok(Some(secret)) => {
-            let value = secret.data.as_ref().and_then(|data| data.get(key)).map(|bytes| bytes.0.clone());
-            let value = value
-                .or_else(|| secret.string_data.as_ref().and_then(|data| data.get(key)).map(|s| s.clone().into_bytes()));
-            match value.map(String::from_utf8) {
-                Some(Ok(token)) if !token.is_empty() => Ok(Some(token)),
-                Some(_) => {
-                    Err(Attempt::TokenUnavailable(format!("key {key:?} of Secret {name:?} is empty or not UTF-8")))
-                }
-                None => Err(Attempt::TokenUnavailable(format!("Secret {name:?} has no key {key:?}"))),
-            }
-        }
-        Ok(None) => Err(Attempt::TokenUnavailable(format!("Secret {name:?} not found in the JobRun's namespace"))),
+        Ok(secret) => merge::token_from_secret(secret, name, key).map(Some),
         Err(kube::Error::Api(answer)) if answer.code == 403 => Err(Attempt::TokenForbidden(format!(
             "the operator may not read Secret {name:?}: turn on the chart value callbacks.secretTokens"
         ))),

@@ -28,6 +28,8 @@ pub struct Context {
     pub settings: Settings,
     pub gate: Gate,
     pub sender: Arc<super::callback::Sender>,
+    /// Callback attempts, made beside the reconciles.
+    pub deliveries: super::deliveries::Deliveries,
 }
 
 /// Whether reconciles may act: all caches have synced, and this replica

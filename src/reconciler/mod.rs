@@ -4,6 +4,7 @@
 
 mod callback;
 mod context;
+mod deliveries;
 mod error;
 mod informer;
 mod janitor;
@@ -87,6 +88,9 @@ pub struct Options {
     pub settings: Settings,
     /// Reconciles at once, per watched namespace (or for all).
     pub concurrency: u16,
+    /// Callback attempts at once, per watched namespace (or for all),
+    /// beside the reconciles.
+    pub callback_concurrency: u16,
     /// How long a watch may fail before /healthz answers 503.
     pub watch_failure_bound: Duration,
     /// Reconcile only while holding this Lease; `None`: always.
@@ -112,6 +116,7 @@ impl Options {
             listen,
             settings: Settings::default(),
             concurrency: 32,
+            callback_concurrency: 16,
             watch_failure_bound: Duration::from_secs(120),
             leader: None,
             callback: CallbackOptions::default(),
@@ -275,6 +280,7 @@ where
         settings: shared.options.settings.clone(),
         gate: Gate { synced: synced.clone(), leading: shared.leading.clone() },
         sender: shared.sender.clone(),
+        deliveries: deliveries::Deliveries::new(shared.options.callback_concurrency),
     });
 
     // Jobs being deleted while they hold the operator's finalizer also go
@@ -369,6 +375,9 @@ where
             _ = janitor => {}
             _ = stopped_before_sync => {}
         }
+        // Callback attempts in flight end (within the callback timeout) and
+        // are recorded; queued ones are dropped, for the next leader.
+        context.deliveries.drain().await;
     };
     (run_loop, ready)
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -17,6 +16,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::context::Context;
+use super::deliveries::Deliveries;
 use super::error::ReconcileError;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 use crate::merge::{
@@ -51,7 +51,7 @@ pub fn error_policy(run: Arc<JobRun>, error: &ReconcileError, ctx: Arc<Context>)
     Action::requeue(ctx.backoff.next_delay(ObjectRef::from_obj(run.as_ref())))
 }
 
-async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, ReconcileError> {
+async fn reconcile_run(run: Arc<JobRun>, ctx: &Arc<Context>) -> Result<Next, ReconcileError> {
     let Some(namespace) = run.namespace() else {
         warn!(jobrun = %run.name_any(), "JobRun without a namespace; ignoring it");
         return Ok(Next::Change);
@@ -65,13 +65,32 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Context) -> Result<Next, Reconcil
         job,
         run,
         other_run_exists,
+        attempt: None,
     };
+    drive(ctx, &namespace, cached).await
+}
+
+/// Records a callback attempt on `run` (read live by the delivery worker)
+/// through the same driver and status path as every reconcile. False: the
+/// run changed meanwhile (409), read it again.
+pub async fn record(
+    ctx: &Arc<Context>,
+    run: JobRun,
+    job: Option<Arc<Job>>,
+    attempt: Attempt,
+) -> Result<bool, ReconcileError> {
+    let namespace = run.namespace().unwrap_or_default();
+    let cached = Cached { run: Arc::new(run), job, template: None, other_run_exists: false, attempt: Some(attempt) };
+    // A finished run's outcome write is the only step that backs off: on a 409.
+    Ok(drive(ctx, &namespace, cached).await? != Next::Backoff)
+}
+
+async fn drive(ctx: &Arc<Context>, namespace: &str, cached: Cached) -> Result<Next, ReconcileError> {
     let mut effects = Kube {
-        ctx,
-        runs: Api::namespaced(ctx.client.clone(), &namespace),
-        jobs: Api::namespaced(ctx.client.clone(), &namespace),
-        templates: Api::namespaced(ctx.client.clone(), &namespace),
-        secrets: Api::namespaced(ctx.client.clone(), &namespace),
+        ctx: ctx.clone(),
+        runs: Api::namespaced(ctx.client.clone(), namespace),
+        jobs: Api::namespaced(ctx.client.clone(), namespace),
+        templates: Api::namespaced(ctx.client.clone(), namespace),
     };
     merge::drive(&mut effects, cached, &ctx.settings).await.map_err(|error| match error {
         DriveError::Effect(error) => error,
@@ -87,15 +106,14 @@ fn alive(run: &JobRun, owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::O
 
 /// The effects of steps, against the API server: the namespaced APIs one
 /// reconcile uses.
-struct Kube<'a> {
-    ctx: &'a Context,
+struct Kube {
+    ctx: Arc<Context>,
     runs: Api<JobRun>,
     jobs: Api<Job>,
     templates: Api<JobTemplate>,
-    secrets: Api<Secret>,
 }
 
-impl Effects for Kube<'_> {
+impl Effects for Kube {
     type Error = ReconcileError;
 
     fn now(&self) -> Timestamp {
@@ -140,7 +158,7 @@ impl Effects for Kube<'_> {
     }
 
     async fn create(&mut self, run: &JobRun, job: &Job) -> Result<Created, ReconcileError> {
-        create_job(run, job, &self.jobs, self.ctx).await
+        create_job(run, job, &self.jobs, &self.ctx).await
     }
 
     async fn set_finalizer(&mut self, job: &Job, protect: bool) -> Result<(), ReconcileError> {
@@ -153,14 +171,12 @@ impl Effects for Kube<'_> {
         previous: &JobRunStatus,
         next: JobRunStatus,
     ) -> Result<Written, ReconcileError> {
-        write_status(run, previous, next, &self.runs, self.ctx).await
+        write_status(run, previous, next, &self.runs, &self.ctx).await
     }
 
-    async fn deliver(&mut self, run: &JobRun, delivery: &Delivery) -> Attempt {
-        let attempt = self.ctx.sender.send(delivery, &self.secrets).await;
-        self.ctx.metrics.callback_attempt(attempt.class());
-        info!(jobrun = %run.name_any(), url = %merge::shown_url(&delivery.url), result = attempt.class(), "callback attempt");
-        attempt
+    async fn hand_over(&mut self, run: &JobRun, delivery: Delivery) -> Result<(), ReconcileError> {
+        Deliveries::hand_over(&self.ctx, run, delivery);
+        Ok(())
     }
 }
 
