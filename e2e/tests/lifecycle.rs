@@ -2,21 +2,24 @@
 //! controller, garbage collector, TTL controller and scheduler; pods
 //! simulated by kwok on the default image), with the real operator binary.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e::drill::Ledger;
 use e2e::objects::{failing_template, run, template};
 use e2e::operator::{OperatorProcess, http_get};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
+use job_template_run::merge::LABEL_RUN;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -39,9 +42,10 @@ fn main() -> ExitCode {
             }),
             Test::new("a_missing_template_fails_the_run_with_one_failure_and_no_job", |e, ns| missing(e, ns).boxed()),
             Test::new("deleting_the_job_of_an_unfinished_run_records_job_lost", |e, ns| lost(e, ns).boxed()),
-            Test::new("sigterm_mid_burst_exits_zero_and_a_new_operator_finishes_every_run_once", |e, ns| {
-                sigterm(e, ns).boxed()
-            }),
+            Test::new(
+                "sigterm_mid_burst_exits_zero_and_a_new_operator_finishes_every_run_with_exactly_one_job",
+                |e, ns| sigterm(e, ns).boxed(),
+            ),
             Test::new("an_operator_that_cannot_reach_the_api_server_is_unready_and_then_unhealthy", |e, ns| {
                 unreachable(e, ns).boxed()
             }),
@@ -285,6 +289,9 @@ async fn observed(env: Arc<Env>, name: String) -> Result<(), String> {
 
 async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
+    // Every Job uid ever seen, per run: a Job deleted and made again under
+    // the run's name (the same name, a new uid) counts twice.
+    let ledger = Ledger::start(&ns.client, &ns.name);
     ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
     let names: Vec<String> = (0..40).map(|i| format!("burst-{i}")).collect();
     for name in &names {
@@ -308,8 +315,37 @@ async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
         let status = ns.wait_phase(run, Phase::Succeeded).await?;
         ensure(status.succeeded == Some(1), || format!("{run}: succeeded {:?}", status.succeeded))?;
     }
+    // The watch is behind the API server: wait until it has seen the Job
+    // each run has now, then no run may have had any other.
     let jobs = ns.jobs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-    ensure(jobs.items.len() == names.len(), || format!("{} Jobs for {} runs", jobs.items.len(), names.len()))
+    let live: BTreeMap<String, String> = jobs
+        .items
+        .iter()
+        .map(|job| (job.labels().get(LABEL_RUN).cloned().unwrap_or_default(), job.uid().unwrap_or_default()))
+        .collect();
+    let expected: BTreeSet<&String> = names.iter().collect();
+    ensure(jobs.items.len() == names.len() && live.keys().collect::<BTreeSet<_>>() == expected, || {
+        format!("{} Jobs for {} runs, for the runs {:?}", jobs.items.len(), names.len(), live.keys())
+    })?;
+    let seen = wait::until(TIMEOUT, "the watch to see every run's Job", || async {
+        let seen = ledger.job_uids();
+        let missing: Vec<&String> = live
+            .iter()
+            .filter(|(run, uid)| !seen.get(*run).is_some_and(|u| u.contains(*uid)))
+            .map(|(r, _)| r)
+            .collect();
+        if missing.is_empty() { Ok(seen) } else { Err(format!("not seen yet: the Jobs of {missing:?}")) }
+    })
+    .await?;
+    let duplicates = ledger.duplicates();
+    ensure(duplicates.is_empty(), || format!("runs with more than one Job uid: {duplicates:?}"))?;
+    ensure(seen.len() == names.len(), || {
+        format!("Jobs were seen for {} runs, not {}: {:?}", seen.len(), names.len(), seen.keys())
+    })?;
+    let regressions = ledger.regressions();
+    ensure(regressions.is_empty(), || format!("runs whose final phase was undone: {regressions:?}"))?;
+    eprintln!("lifecycle: sigterm: {} Job uids seen for {} runs", ledger.jobs_seen(), names.len());
+    Ok(())
 }
 
 async fn unreachable(env: Arc<Env>, namespace: String) -> Result<(), String> {
