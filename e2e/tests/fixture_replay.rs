@@ -22,7 +22,7 @@ use job_template_run::fixtures::{Case, FILES};
 use job_template_run::merge::{self, Refusal};
 use job_template_run::reconciler::{self, Options, Scope};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -47,11 +47,21 @@ fn main() -> ExitCode {
             .into_iter()
             .map(|dir| {
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let answered = dir.join(FILES.callback_answers).exists();
                 let mut test = Test::new(name, move |env, namespace| replay(env, namespace, dir).boxed());
                 // An existing cluster runs a Job controller, which runs the Job and
                 // writes its status: only cases that end without a Job replay there.
                 if settings.kubeconfig.is_some() && dir_has_expected_job(&test.name) {
                     test.ignore = Some("its Job's status would come from the cluster's Job controller".into());
+                }
+                // A receiver that answers as the case says is the world's;
+                // the callbacks suite has one on the cluster.
+                if answered {
+                    test.ignore = Some(format!(
+                        "its receiver's answers ({}) are replayed in the pure tier; the callbacks suite covers \
+                         delivered, retried, rejected and gave up on the cluster",
+                        FILES.callback_answers
+                    ));
                 }
                 test
             })
@@ -156,6 +166,13 @@ async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<O
     }
     if let Some(refusal) = &case.create_refusal {
         refuse_jobs(client, namespace, refusal).await?;
+    }
+    if let Some(secret) = &case.secret {
+        let secret = Secret { metadata: fresh_meta(&secret.metadata, namespace), ..secret.clone() };
+        let created = Api::<Secret>::namespaced(client.clone(), namespace).create(&post, &secret).await;
+        if admitted(case, FILES.secret, created)?.is_none() {
+            return Ok(None);
+        }
     }
     let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
     let deleting_run = case.run.metadata.deletion_timestamp.is_some();
