@@ -428,6 +428,7 @@ fn the_deployment_passes_the_values_as_controller_flags() {
             "--template-grace-seconds=30",
             "--resync-seconds=60",
             "--concurrency=8",
+            "--callback-concurrency=16",
             "--callback-max-attempts=8",
             "--callback-initial-delay-ms=2000",
             "--callback-max-delay-seconds=300",
@@ -543,6 +544,7 @@ fn callback_values_become_flags_and_the_signing_secret_is_mounted() {
         "callbacks.allow={hooks.tools.svc,10.0.0.0/8}",
         "callbacks.maxAttempts=3",
         "callbacks.timeoutSeconds=5",
+        "callbacks.concurrency=4",
         "callbacks.signingSecret.name=callback-signing",
         "callbacks.signingSecret.key=hmac",
     ];
@@ -550,6 +552,7 @@ fn callback_values_become_flags_and_the_signing_secret_is_mounted() {
     let pod = &the_one(&documents, "Deployment")["spec"]["template"]["spec"];
     let args = strings(&pod["containers"][0]["args"]);
     for flag in [
+        "--callback-concurrency=4",
         "--callback-max-attempts=3",
         "--callback-timeout-seconds=5",
         "--callback-allow=hooks.tools.svc,10.0.0.0/8",
@@ -566,4 +569,11 @@ fn callback_values_become_flags_and_the_signing_secret_is_mounted() {
 #[test]
 fn a_callback_timeout_longer_than_the_grace_period_allows_is_rejected() {
     assert_rejected_by_the_schema(&["callbacks.timeoutSeconds=60"], "/callbacks/timeoutSeconds");
+}
+
+#[test]
+fn the_pods_grace_period_covers_a_callback_attempt_in_flight_and_its_record() {
+    let documents = template(&["callbacks.timeoutSeconds=25"]);
+    let pod = &the_one(&documents, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 40, "the timeout plus 15 s to drain and record");
 }
