@@ -18,12 +18,13 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunStatus, Phase};
+use job_template_run::merge::LABEL_CALLBACK_TOKEN;
 use job_template_run::reconciler::signature;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -31,6 +32,14 @@ use tokio::net::TcpListener;
 const TIMEOUT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "e2e-callback-token-7f3a9c1d";
 const SIGNING_KEY: &str = "e2e-signing-key";
+
+/// The suite's retry schedule, unless a test sets its own: short, so that a
+/// test can outwait every retry that could still come.
+const INITIAL_DELAY_MS: &str = "500";
+const MAX_DELAY_SECONDS: &str = "1";
+/// Beyond a retry's delay: a reconcile and a request over loopback, on a
+/// busy machine.
+const SLACK: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     suite::main(ClusterKind::Full, |_| {
@@ -58,6 +67,13 @@ fn main() -> ExitCode {
             }),
             Test::new("without_secret_rbac_a_secret_token_run_ends_token_forbidden_and_sends_nothing", |e, ns| {
                 forbidden(e, ns).boxed()
+            }),
+            Test::new(
+                "a_secret_without_the_opt_in_label_is_never_sent_and_the_run_ends_token_not_allowed_naming_the_label",
+                |e, ns| not_allowed(e, ns).boxed(),
+            ),
+            Test::new("the_same_secret_once_labelled_is_delivered_exactly_once_with_its_bearer_token", |e, ns| {
+                labelled(e, ns).boxed()
             }),
         ]
     })
@@ -195,6 +211,8 @@ async fn serve(mut stream: tokio::net::TcpStream, recorded: Arc<Mutex<Vec<Reques
 struct Operator {
     process: OperatorProcess,
     log: PathBuf,
+    /// Its `--callback-max-delay-seconds`: no retry is ever further away.
+    max_delay: Duration,
     _dir: tempfile::TempDir,
 }
 
@@ -212,12 +230,25 @@ impl Operator {
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        // The suite's retry schedule, where the test does not set its own.
+        let flag = |name: &str| extra.iter().position(|a| *a == name).and_then(|i| extra.get(i + 1)).copied();
+        let mut schedule = Vec::new();
+        for (name, default) in
+            [("--callback-initial-delay-ms", INITIAL_DELAY_MS), ("--callback-max-delay-seconds", MAX_DELAY_SECONDS)]
+        {
+            if flag(name).is_none() {
+                schedule.extend([name, default]);
+            }
+        }
+        let max_delay = flag("--callback-max-delay-seconds").unwrap_or(MAX_DELAY_SECONDS);
+        let max_delay = Duration::from_secs(max_delay.parse().map_err(|e| format!("max delay {max_delay:?}: {e}"))?);
         let mut command = Command::new(operator::binary());
         command
             .arg("controller")
             .args(["--listen", &format!("127.0.0.1:{port}"), "--namespace", namespace])
             .args(["--log-level", "debug,kube=info,tower=info,hyper=info,hyper_util=info,rustls=info,h2=info"])
             .arg(format!("--callback-signing-key-file={}", key.display()))
+            .args(schedule)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
@@ -225,7 +256,14 @@ impl Operator {
         let mut process = OperatorProcess::spawn(command, format!("http://127.0.0.1:{port}"))?;
         tokio::task::block_in_place(|| process.wait_ready(Duration::from_secs(60)))
             .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
-        Ok(Self { process, log, _dir: dir })
+        Ok(Self { process, log, max_delay, _dir: dir })
+    }
+
+    /// Longer than any retry of this operator can be away: its longest
+    /// delay, plus the second a due time is rounded up to, plus [`SLACK`].
+    /// A request that has not come after this never comes from a retry.
+    fn outwait(&self) -> Duration {
+        self.max_delay + Duration::from_secs(1) + SLACK
     }
 
     fn log(&self) -> String {
@@ -274,10 +312,17 @@ impl Ns {
         self.create(&run).await
     }
 
+    /// A Secret whose owner lets it be sent as a callback token (labelled
+    /// [`LABEL_CALLBACK_TOKEN`]`=true`).
     async fn secret(&self, name: &str, key: &str, value: &str) -> Result<(), String> {
+        self.secret_labelled(name, key, value, json!({ LABEL_CALLBACK_TOKEN: "true" })).await
+    }
+
+    /// A Secret with exactly `labels`.
+    async fn secret_labelled(&self, name: &str, key: &str, value: &str, labels: Value) -> Result<(), String> {
         let secret: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": name, "namespace": self.name },
+            "metadata": { "name": name, "namespace": self.name, "labels": labels },
             "stringData": { key: value }
         }))
         .map_err(|e| e.to_string())?;
@@ -313,11 +358,15 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
-/// Waits `quiet` and checks the receiver got no more than `count` requests.
+/// Checks that the receiver got exactly `count` requests, and still has
+/// after `quiet` (an operator's [`Operator::outwait`]: longer than any of
+/// its retries can be away), so a duplicate sent late is seen.
 async fn stays_at(receiver: &Receiver, count: usize, quiet: Duration) -> Result<(), String> {
+    let got = receiver.requests().len();
+    ensure(got == count, || format!("the receiver got {got} requests, expected {count}"))?;
     tokio::time::sleep(quiet).await;
     let got = receiver.requests().len();
-    ensure(got == count, || format!("the receiver got {got} requests, expected {count}"))
+    ensure(got == count, || format!("the receiver got {got} requests within {quiet:?}, expected {count}"))
 }
 
 fn report(case: &str, status: &JobRunStatus) {
@@ -359,7 +408,7 @@ async fn delivered(env: Arc<Env>, name: String) -> Result<(), String> {
     let recorded = status.callback.clone().unwrap_or_default();
     ensure(recorded.attempts == Some(1) && recorded.last_status_code == Some(200), || format!("{recorded:?}"))?;
     ensure(recorded.delivered_time.is_some() && recorded.last_attempt_time.is_some(), || format!("{recorded:?}"))?;
-    stays_at(&receiver, 1, Duration::from_secs(2)).await?;
+    stays_at(&receiver, 1, operator.outwait()).await?;
     let request = receiver.requests().remove(0);
     ensure(request.path == "/hooks/done", || format!("path {}", request.path))?;
     ensure(request.header("authorization") == Some(&format!("Bearer {TOKEN}")), || "no bearer token".into())?;
@@ -413,7 +462,7 @@ async fn delivered(env: Arc<Env>, name: String) -> Result<(), String> {
 
 /// Case 2.
 async fn failed(env: Arc<Env>, name: String) -> Result<(), String> {
-    let _operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.0/8"])?;
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.0/8"])?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver = Receiver::start(vec![Reply::Status(204)]).await?;
     ns.create(&failing_template(&ns.name, "broken")?).await?;
@@ -428,12 +477,14 @@ async fn failed(env: Arc<Env>, name: String) -> Result<(), String> {
         format!("body {body}, condition {job_failed:?}")
     })?;
     ensure(body["message"] == json!(job_failed.message), || format!("body {body}"))?;
-    stays_at(&receiver, 1, Duration::from_secs(1)).await
+    stays_at(&receiver, 1, operator.outwait()).await
 }
 
 /// Case 3.
 async fn retried(env: Arc<Env>, name: String) -> Result<(), String> {
-    let args = ["--callback-allow", "127.0.0.1", "--callback-initial-delay-ms", "1000"];
+    // 1 s doubling; a cap above the third delay (4 s and its jitter).
+    let args =
+        ["--callback-allow", "127.0.0.1", "--callback-initial-delay-ms", "1000", "--callback-max-delay-seconds", "5"];
     let operator = Operator::start(&env, &name, &args)?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver =
@@ -443,7 +494,7 @@ async fn retried(env: Arc<Env>, name: String) -> Result<(), String> {
     let status = ns.wait_callback("flaky", "Delivered").await?;
     report("3 three 503s then 200", &status);
     ensure(attempts(&status) == Some(4), || format!("attempts {:?}", attempts(&status)))?;
-    stays_at(&receiver, 4, Duration::from_secs(2)).await?;
+    stays_at(&receiver, 4, operator.outwait()).await?;
     let times: Vec<Instant> = receiver.requests().iter().map(|r| r.at).collect();
     let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
     eprintln!("callbacks: 3: gaps between attempts {gaps:.2?}");
@@ -460,8 +511,7 @@ async fn retried(env: Arc<Env>, name: String) -> Result<(), String> {
 
 /// Case 4.
 async fn rejected(env: Arc<Env>, name: String) -> Result<(), String> {
-    let _operator =
-        Operator::start(&env, &name, &["--callback-allow", "127.0.0.1", "--callback-initial-delay-ms", "500"])?;
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver = Receiver::start(vec![Reply::Status(400)]).await?;
     ns.echo_template(json!({})).await?;
@@ -471,7 +521,7 @@ async fn rejected(env: Arc<Env>, name: String) -> Result<(), String> {
     ensure(status.callback.as_ref().and_then(|c| c.last_status_code) == Some(400), || {
         format!("{:?}", status.callback)
     })?;
-    stays_at(&receiver, 1, Duration::from_secs(3)).await
+    stays_at(&receiver, 1, operator.outwait()).await
 }
 
 /// Case 5.
@@ -522,14 +572,16 @@ async fn refused(env: Arc<Env>, name: String) -> Result<(), String> {
     let seen = receiver.requests().len() + v6.as_ref().map_or(0, |r| r.requests().len());
     ensure(seen == 0, || format!("the receivers saw {seen} requests"))?;
     // The same URL, on the allow-list, is delivered.
-    let _operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1,localhost"])?;
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1,localhost"])?;
     ns.callback_run("allowed", "echo", json!({ "callbackUrl": urls[0].1 })).await?;
     ns.callback_run("allowed-name", "echo", json!({ "callbackUrl": format!("http://localhost:{}/", receiver.port) }))
         .await?;
     let status = ns.wait_callback("allowed", "Delivered").await?;
     report("6 the allow-listed loopback URL", &status);
     ns.wait_callback("allowed-name", "Delivered").await?;
-    stays_at(&receiver, 2, Duration::from_secs(1)).await?;
+    // This operator may reach the receiver: a retry of a refused run would
+    // arrive now, and count.
+    stays_at(&receiver, 2, operator.outwait()).await?;
     // The refused runs stay refused.
     for (run, _) in &urls {
         ns.wait_callback(run, "Refused").await?;
@@ -558,11 +610,11 @@ async fn killed(env: Arc<Env>, name: String) -> Result<(), String> {
         format!("before the restart: {:?}", callback_condition(&status))
     })?;
     let killed_at = Instant::now();
-    let _operator = Operator::start(&env, &name, &args)?;
+    let operator = Operator::start(&env, &name, &args)?;
     let status = ns.wait_callback("interrupted", "Delivered").await?;
     report("7 SIGKILL during delivery", &status);
     eprintln!("callbacks: 7: delivered {:.2}s after the restart began", killed_at.elapsed().as_secs_f64());
-    stays_at(&receiver, 2, Duration::from_secs(2)).await?;
+    stays_at(&receiver, 2, operator.outwait()).await?;
     let keys: Vec<Option<String>> =
         receiver.requests().iter().map(|r| r.header("idempotency-key").map(str::to_owned)).collect();
     ensure(keys[0] == keys[1], || format!("idempotency keys {keys:?}"))
@@ -570,7 +622,7 @@ async fn killed(env: Arc<Env>, name: String) -> Result<(), String> {
 
 /// Case 8.
 async fn ttl(env: Arc<Env>, name: String) -> Result<(), String> {
-    let _operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
     ns.echo_template(json!({ "ttlSecondsAfterFinished": 0 })).await?;
@@ -590,12 +642,12 @@ async fn ttl(env: Arc<Env>, name: String) -> Result<(), String> {
         format!("{:?}", callback_condition(&status))
     })?;
     ensure(status.callback.as_ref().is_some_and(|c| c.delivered_time.is_some()), || format!("{:?}", status.callback))?;
-    stays_at(&receiver, 1, Duration::from_secs(1)).await
+    stays_at(&receiver, 1, operator.outwait()).await
 }
 
 /// Case 9.
 async fn missing_secret(env: Arc<Env>, name: String) -> Result<(), String> {
-    let args = ["--callback-allow", "127.0.0.1", "--callback-initial-delay-ms", "500", "--callback-max-attempts", "3"];
+    let args = ["--callback-allow", "127.0.0.1", "--callback-max-attempts", "3"];
     let operator = Operator::start(&env, &name, &args)?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
@@ -626,9 +678,10 @@ async fn missing_secret(env: Arc<Env>, name: String) -> Result<(), String> {
             format!("{run}: events {reasons:?}")
         })?;
     }
+    stays_at(&receiver, 0, operator.outwait()).await?;
+    // No try after giving up, either.
     let tries = operator.metric("job_template_run_callback_attempts_total{result=\"token\"}")?;
-    ensure(tries == 6.0, || format!("token attempts {tries}"))?;
-    stays_at(&receiver, 0, Duration::from_secs(1)).await
+    ensure(tries == 6.0, || format!("token attempts {tries}"))
 }
 
 /// Shutdown: an attempt in flight at SIGTERM completes and is recorded.
@@ -650,7 +703,9 @@ async fn sigterm(env: Arc<Env>, name: String) -> Result<(), String> {
     ensure(callback_condition(&status).is_some_and(|c| c.reason.as_deref() == Some("Delivered")), || {
         format!("after the exit: {:?}", callback_condition(&status))
     })?;
-    stays_at(&receiver, 1, Duration::from_millis(500)).await
+    // The operator has exited: nothing more can come, so no wait.
+    let got = receiver.requests().len();
+    ensure(got == 1, || format!("the receiver got {got} requests, expected the one in flight at SIGTERM"))
 }
 
 /// RBAC: an operator whose identity has exactly the chart's rules without
@@ -709,7 +764,93 @@ async fn forbidden(env: Arc<Env>, name: String) -> Result<(), String> {
     let message = callback_condition(&status).and_then(|c| c.message).unwrap_or_default();
     ensure(message.contains("callbacks.secretTokens"), || format!("message {message:?}"))?;
     ensure(attempts(&status) == Some(0), || format!("attempts {:?}", attempts(&status)))?;
+    stays_at(&receiver, 0, operator.outwait()).await?;
     let tries = operator.metric("job_template_run_callback_attempts_total{result=\"token\"}")?;
-    ensure(tries == 1.0, || format!("token attempts {tries}: a retry loop"))?;
-    stays_at(&receiver, 0, Duration::from_secs(2)).await
+    ensure(tries == 1.0, || format!("token attempts {tries}: a retry loop"))
+}
+
+/// Opt-in: a Secret without `cellbytes.io/callback-token: "true"` (none, or
+/// another value) is never sent; its runs end `TokenNotAllowed`, unretried.
+async fn not_allowed(env: Arc<Env>, name: String) -> Result<(), String> {
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let ns = Ns { client: env.client.clone(), name };
+    let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
+    ns.secret_labelled("unlabelled", "token", TOKEN, json!({})).await?;
+    ns.secret_labelled("labelled-false", "token", TOKEN, json!({ LABEL_CALLBACK_TOKEN: "false" })).await?;
+    ns.echo_template(json!({})).await?;
+    let runs = ["unlabelled", "labelled-false"];
+    for run in runs {
+        let callback =
+            json!({ "callbackUrl": receiver.url("/"), "callbackTokenSecretRef": { "name": run, "key": "token" } });
+        ns.callback_run(run, "echo", callback).await?;
+    }
+    for run in runs {
+        let status = ns.wait_callback(run, "TokenNotAllowed").await?;
+        report(&format!("opt-in: {run}"), &status);
+        let condition = callback_condition(&status).ok_or("no CallbackDelivered")?;
+        let message = condition.message.clone().unwrap_or_default();
+        ensure(condition.status == "False", || format!("{run}: {condition:?}"))?;
+        ensure(message.contains(LABEL_CALLBACK_TOKEN) && message.contains(run), || {
+            format!("{run}: the message does not name the label {LABEL_CALLBACK_TOKEN} and the Secret: {message:?}")
+        })?;
+        ensure(attempts(&status) == Some(0), || format!("{run}: attempts {:?}", attempts(&status)))?;
+        let next = status.callback.as_ref().and_then(|c| c.next_attempt_time.clone());
+        ensure(next.is_none(), || format!("{run}: a next attempt is planned at {next:?}"))?;
+    }
+    // Longer than any retry could be away: still nothing, and no other try.
+    stays_at(&receiver, 0, operator.outwait()).await?;
+    let tries = operator.metric("job_template_run_callback_attempts_total{result=\"token\"}")?;
+    ensure(tries == 2.0, || format!("token attempts {tries}, expected one per run: a retry loop"))?;
+    for run in runs {
+        ns.wait_callback(run, "TokenNotAllowed").await?;
+    }
+    // The Secret's value went nowhere: no run, Event or log line has it.
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let lp = ListParams::default();
+    let mut everything =
+        serde_json::to_string(&ns.runs().list(&lp).await.map_err(|e| e.to_string())?.items).unwrap_or_default();
+    everything += &serde_json::to_string(&events.list(&lp).await.map_err(|e| e.to_string())?.items).unwrap_or_default();
+    everything += &operator.log();
+    ensure(!everything.contains(TOKEN), || "the unlabelled Secret's token appears in a run, an Event or the log".into())
+}
+
+/// Opt-in: the same Secret, once its owner labels it, is sent; the run that
+/// met it unlabelled stays `TokenNotAllowed` and is not sent again.
+async fn labelled(env: Arc<Env>, name: String) -> Result<(), String> {
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let ns = Ns { client: env.client.clone(), name };
+    let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
+    ns.secret_labelled("hook-token", "token", TOKEN, json!({})).await?;
+    ns.echo_template(json!({})).await?;
+    let callback = json!({
+        "callbackUrl": receiver.url("/hooks/done"),
+        "callbackTokenSecretRef": { "name": "hook-token", "key": "token" },
+    });
+    ns.callback_run("before-the-label", "echo", callback.clone()).await?;
+    ns.wait_callback("before-the-label", "TokenNotAllowed").await?;
+    stays_at(&receiver, 0, Duration::ZERO).await?;
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+    let label = json!({ "metadata": { "labels": { LABEL_CALLBACK_TOKEN: "true" } } });
+    secrets
+        .patch("hook-token", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .map_err(|e| format!("label the Secret: {e}"))?;
+    ns.callback_run("after-the-label", "echo", callback).await?;
+    let status = ns.wait_callback("after-the-label", "Delivered").await?;
+    report("opt-in: the labelled Secret", &status);
+    ensure(attempts(&status) == Some(1), || format!("attempts {:?}", attempts(&status)))?;
+    // Exactly one delivery: the labelled run's, not a late one of the other.
+    stays_at(&receiver, 1, operator.outwait()).await?;
+    let request = receiver.requests().remove(0);
+    let uid = ns.runs().get("after-the-label").await.map_err(|e| e.to_string())?.metadata.uid.unwrap_or_default();
+    ensure(request.header("idempotency-key") == Some(uid.as_str()), || {
+        format!("the delivery is not the labelled run's (its uid {uid}): {:?}", request.headers)
+    })?;
+    ensure(request.header("authorization") == Some(&format!("Bearer {TOKEN}")), || {
+        let present = request.header("authorization").is_some();
+        format!("no bearer token of the Secret (an Authorization header is present: {present})")
+    })?;
+    ensure(request.json()?["name"] == "after-the-label", || format!("body {}", request.body))?;
+    let before = ns.wait_callback("before-the-label", "TokenNotAllowed").await?;
+    ensure(attempts(&before) == Some(0), || format!("before-the-label: attempts {:?}", attempts(&before)))
 }
