@@ -427,7 +427,10 @@ async fn jobs_of(drill: &Drill, names: &[String]) -> Result<(usize, usize), Stri
 
 async fn leader_gap(env: Arc<Env>, ns: String) -> Result<(), String> {
     const LEASE: Duration = Duration::from_secs(5);
-    let drill = Drill::new(env, ns.clone()).await;
+    // Alone: the garbage collector must delete the Jobs well within the
+    // lease gap, which a busy cluster does not promise.
+    let _alone = CLUSTER.write().await;
+    let drill = Drill { client: env.client.clone(), env, ns: ns.clone(), _turn: CLUSTER_IDLE.read().await };
     // Suspended: no pod, so nothing but the operator ever touches the Jobs again.
     drill.template("forever", json!({ "suspend": true })).await;
     let args = ["--leader-election", "--leader-election-namespace", ns.as_str(), "--lease-duration-seconds", "5"];
