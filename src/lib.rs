@@ -2,17 +2,14 @@
 //! exactly one batch/v1 Job built from a `JobTemplate`, and mirrors that
 //! Job's status back onto the run.
 //!
-//! - [`crd`]: the resource types (no logic).
-//! - [`merge`]: the pure functions `render` (template + run → Job) and
-//!   `status` (Job → run status).
-//! - [`reconciler`]: fetches inputs, applies outputs, writes status.
-//! - [`fixtures`]: loads and runs the YAML cases in `fixtures/`.
+//! The decisions live in the pure core crate (`core/`, re-exported here as
+//! [`crd`], [`merge`] and [`yaml`]); this crate carries them out:
+//! - [`reconciler`]: watches, the executor of the driver's effects against
+//!   the API server, the callback delivery worker, leader election.
 //! - [`cli`] and [`telemetry`]: the binary's surface.
 
+pub use jtr_core::{crd, merge, yaml};
+
 pub mod cli;
-pub mod crd;
-pub mod fixtures;
-pub mod merge;
 pub mod reconciler;
 pub mod telemetry;
-pub mod yaml;

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use job_template_run::fixtures::{Case, FILES, UPDATE_ENV, check};
+use jtr_test_kit::{Case, FILES, UPDATE_ENV, check};
 use rstest::rstest;
 
 /// The pure replay gives exactly the expected files; and where the case's

@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use job_template_run::crd::{CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, Phase};
-use job_template_run::merge::{
+use jtr_core::crd::{CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, Phase};
+use jtr_core::merge::{
     self, AllowList, Attempt, Cidr, FailureReason, Guard, Next, Note, Observed, Settings, Step, Target, Token,
 };
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};

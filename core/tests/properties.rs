@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use job_template_run::crd::{CallbackStatus, JobRun, JobRunSpec, JobRunStatus, JobTemplate, JobTemplateSpec, Phase};
-use job_template_run::merge::{
+use jtr_core::crd::{CallbackStatus, JobRun, JobRunSpec, JobRunStatus, JobTemplate, JobTemplateSpec, Phase};
+use jtr_core::merge::{
     self, Attempt, CONDITION_CALLBACK_DELIVERED, CallbackState, Next, Observed, Refusal, RenderError, Settings, Step,
 };
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus};

@@ -18,7 +18,7 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunSpec, JobTemplate};
-use job_template_run::fixtures::{Case, FILES};
+use jtr_test_kit::{Case, FILES};
 use job_template_run::merge::{self, Refusal};
 use job_template_run::reconciler::{self, Options, Scope};
 use k8s_openapi::api::batch::v1::Job;

@@ -180,6 +180,16 @@ impl Effects for Kube {
     }
 }
 
+/// The refusal in a `kube::Error`, for the table to judge.
+fn refusal(error: &kube::Error) -> Refusal {
+    match error {
+        kube::Error::Api(status) => {
+            Refusal { code: status.code, reason: status.reason.clone(), message: status.message.clone() }
+        }
+        other => Refusal { code: 0, reason: String::new(), message: other.to_string() },
+    }
+}
+
 async fn create_job(run: &JobRun, job: &Job, jobs: &Api<Job>, ctx: &Context) -> Result<Created, ReconcileError> {
     let name = job.name_any();
     match jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, job).await {
@@ -195,7 +205,7 @@ async fn create_job(run: &JobRun, job: &Job, jobs: &Api<Job>, ctx: &Context) -> 
             existing.map(Created::Exists).ok_or(ReconcileError::ConflictVanished(name))
         }
         Err(error) => {
-            let refusal = Refusal::from_error(&error);
+            let refusal = refusal(&error);
             warn!(jobrun = %run.name_any(), job = %name, code = refusal.code, %error, "Job create refused");
             Ok(Created::Refused(refusal))
         }

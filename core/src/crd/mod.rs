@@ -1,7 +1,7 @@
 //! The two custom resources of the `cellbytes.io/v1` API group.
 //!
-//! Types only: the logic that acts on them lives in [`crate::merge`] and
-//! [`crate::reconciler`]. [`manifests`] turns the types into the CRD YAML that
+//! Types only: the logic that acts on them lives in [`crate::merge`] and in
+//! the operator's reconciler. [`manifests`] turns the types into the CRD YAML that
 //! ships in the Helm chart, so the schema can never drift from the code.
 
 mod job_run;

@@ -79,16 +79,6 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The refusal in a `kube::Error`.
-    pub fn from_error(error: &kube::Error) -> Self {
-        match error {
-            kube::Error::Api(status) => {
-                Self { code: status.code, reason: status.reason.clone(), message: status.message.clone() }
-            }
-            other => Self { code: 0, reason: String::new(), message: other.to_string() },
-        }
-    }
-
     /// The permanent failure this refusal means for the run, if it is one:
     /// 422 Invalid (the Job itself is wrong), 400, and a 403 whose message says
     /// an admission webhook or a ValidatingAdmissionPolicy denied the request.
