@@ -333,18 +333,25 @@ impl Ns {
         Ok(self.runs().get(name).await.map_err(|e| e.to_string())?.status.unwrap_or_default())
     }
 
-    /// Waits until the run's `CallbackDelivered` condition has `reason`.
+    /// Waits until the run's `CallbackDelivered` condition has `reason`;
+    /// fails at once when it has ended with another.
     async fn wait_callback(&self, name: &str, reason: &str) -> Result<JobRunStatus, String> {
         wait::until(TIMEOUT, &format!("run {name}'s callback to be {reason}"), || async {
             let status = self.status(name).await?;
             match callback_condition(&status) {
-                Some(c) if c.reason.as_deref() == Some(reason) => Ok(status),
+                Some(c) if c.reason.as_deref() == Some(reason) => Ok(Ok(status)),
+                Some(c) if c.reason.as_deref().is_some_and(|r| ENDED.contains(&r)) => {
+                    Ok(Err(format!("run {name}'s callback ended {:?}, not {reason}: {c:?}", c.reason)))
+                }
                 other => Err(format!("CallbackDelivered is {other:?}")),
             }
         })
-        .await
+        .await?
     }
 }
+
+/// The reasons of `CallbackDelivered` that end delivery: it never changes again.
+const ENDED: [&str; 6] = ["Delivered", "Rejected", "Refused", "TokenForbidden", "TokenNotAllowed", "GaveUp"];
 
 fn callback_condition(status: &JobRunStatus) -> Option<JobCondition> {
     status.conditions.iter().flatten().find(|c| c.type_ == "CallbackDelivered").cloned()
