@@ -320,7 +320,11 @@ fn read_yaml<T: DeserializeOwned + kube::Resource<DynamicType = ()>>(path: &Path
     let expected = T::kind(&());
     let meta: kube::core::TypeMeta = serde_norway::from_str(&text).map_err(parse_error)?;
     if meta.kind != expected {
-        return Err(CliError::WrongKind { path: path.to_path_buf(), expected: expected.into_owned(), found: meta.kind });
+        return Err(CliError::WrongKind {
+            path: path.to_path_buf(),
+            expected: expected.into_owned(),
+            found: meta.kind,
+        });
     }
     serde_norway::from_str(&text).map_err(parse_error)
 }

@@ -77,14 +77,12 @@ impl Sender {
         let literal = target.host.parse::<IpAddr>().ok();
         let addresses: Vec<IpAddr> = match literal {
             Some(address) => vec![address],
-            None => {
-                match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
-                    Ok(found) => found.map(|a| a.ip()).collect(),
-                    Err(error) => {
-                        return Attempt::NetworkError(format!("cannot resolve {:?}: {error}", target.host));
-                    }
+            None => match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+                Ok(found) => found.map(|a| a.ip()).collect(),
+                Err(error) => {
+                    return Attempt::NetworkError(format!("cannot resolve {:?}: {error}", target.host));
                 }
-            }
+            },
         };
         if addresses.is_empty() {
             return Attempt::NetworkError(format!("{:?} resolves to no address", target.host));

@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 

@@ -30,12 +30,12 @@ pub use callback::{CallbackOptions, CallbackSetupError, IDEMPOTENCY_HEADER, SIGN
 use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
 use informer::{Informer, prune_job, prune_run, prune_template};
-use waiting::WaitingRuns;
 pub use leader::{LeaderElection, LeaderError, Timing};
 pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::FIELD_MANAGER;
 use reconcile::{error_policy, reconcile};
 pub use uninstall::{ReleaseError, release_finalizers};
+use waiting::WaitingRuns;
 
 use crate::crd::{JobRun, JobTemplate};
 use crate::merge::{self, LABEL_MANAGED_BY, MANAGER, Settings};
@@ -308,10 +308,11 @@ where
         info!(jobs = doomed.len(), "leading: looking at the Jobs being deleted that hold the finalizer");
         futures::stream::iter(doomed)
     });
-    let janitor = Controller::for_stream(futures::stream::select(doomed_rx, doomed_on_leadership).map(Ok), jobs.store.clone())
-        .with_config(controller::Config::default().concurrency(shared.options.concurrency))
-        .run(janitor::release, janitor::error_policy, context.clone())
-        .for_each(|_| future::ready(()));
+    let janitor =
+        Controller::for_stream(futures::stream::select(doomed_rx, doomed_on_leadership).map(Ok), jobs.store.clone())
+            .with_config(controller::Config::default().concurrency(shared.options.concurrency))
+            .run(janitor::release, janitor::error_policy, context.clone())
+            .for_each(|_| future::ready(()));
 
     // A template that appears (or changes) wakes the unfinished runs that
     // name it, from an index kept beside the runs cache.

@@ -20,7 +20,8 @@ use super::deliveries::Deliveries;
 use super::error::ReconcileError;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 use crate::merge::{
-    self, Attempt, Cached, CallbackState, Created, Delivery, DriveError, Effects, FINALIZER, Live, Next, Refusal, Step, Written,
+    self, Attempt, Cached, CallbackState, Created, Delivery, DriveError, Effects, FINALIZER, Live, Next, Refusal, Step,
+    Written,
 };
 
 /// The field manager of the operator's writes.
@@ -144,12 +145,12 @@ impl Effects for Kube {
             .map_err(|source| ReconcileError::GetTemplate { name: template_name.clone(), source })?;
         // A Job of another run: whether that run still exists is read live
         // too, since `JobNameConflict` is final.
-        let other = job.as_ref().and_then(merge::controlling_run).filter(|owner| Some(&owner.uid) != run.uid().as_ref());
+        let other =
+            job.as_ref().and_then(merge::controlling_run).filter(|owner| Some(&owner.uid) != run.uid().as_ref());
         let other_run_exists = match other {
             Some(owner) => {
                 let name = owner.name.clone();
-                let other =
-                    self.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?;
+                let other = self.runs.get_opt(&name).await.map_err(|source| ReconcileError::GetRun { name, source })?;
                 other.is_some_and(|other| alive(&other, owner))
             }
             None => false,
@@ -280,7 +281,6 @@ async fn write_status(
         Err(source) => Err(ReconcileError::WriteStatus { name, source }),
     }
 }
-
 
 /// Counts a callback's outcome once it ends, and for a delivered one its
 /// latency from the run's finish.

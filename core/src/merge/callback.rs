@@ -361,7 +361,9 @@ pub fn after_attempt(
         }
         Attempt::Refused(why) => (CallbackState::Refused, format!("{why}; not sent, not retried"), None),
         Attempt::TokenForbidden(why) => (CallbackState::TokenForbidden, format!("{why}; not sent, not retried"), None),
-        Attempt::TokenNotAllowed(why) => (CallbackState::TokenNotAllowed, format!("{why}; not sent, not retried"), None),
+        Attempt::TokenNotAllowed(why) => {
+            (CallbackState::TokenNotAllowed, format!("{why}; not sent, not retried"), None)
+        }
         failed => {
             let what = match failed {
                 Attempt::Answered { code, .. } => format!("{url} answered {code}"),

@@ -132,7 +132,11 @@ pub enum DriveError<E> {
 
 /// One reconcile of a run: decides and executes steps until one ends the
 /// reconcile, and says when to come back.
-pub async fn drive<E: Effects>(effects: &mut E, cached: Cached, settings: &Settings) -> Result<Next, DriveError<E::Error>> {
+pub async fn drive<E: Effects>(
+    effects: &mut E,
+    cached: Cached,
+    settings: &Settings,
+) -> Result<Next, DriveError<E::Error>> {
     let mut seen = Seen {
         run: cached.run,
         job: cached.job,
@@ -163,11 +167,13 @@ pub async fn drive<E: Effects>(effects: &mut E, cached: Cached, settings: &Setti
                 if previous == *status {
                     return Ok(next);
                 }
-                return Ok(match effects.write_status(&seen.run, &previous, *status).await.map_err(DriveError::Effect)? {
-                    Written::Done => next,
-                    // The newer run's event comes back; the backoff is a safety net.
-                    Written::Conflict => Next::Backoff,
-                });
+                return Ok(
+                    match effects.write_status(&seen.run, &previous, *status).await.map_err(DriveError::Effect)? {
+                        Written::Done => next,
+                        // The newer run's event comes back; the backoff is a safety net.
+                        Written::Conflict => Next::Backoff,
+                    },
+                );
             }
             step @ (Step::Protect | Step::Release) => {
                 let job = seen.job.as_deref().ok_or_else(|| DriveError::NoJobToPatch(job_name_for(&seen.run)))?;

@@ -184,9 +184,8 @@ const FORBIDDEN: [(&str, &str); 14] = [
     ("ff00::/8", "multicast"),
 ];
 
-static FORBIDDEN_NETWORKS: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
-    FORBIDDEN.iter().filter_map(|(network, range)| Some((network.parse().ok()?, *range))).collect()
-});
+static FORBIDDEN_NETWORKS: LazyLock<Vec<(IpNet, &'static str)>> =
+    LazyLock::new(|| FORBIDDEN.iter().filter_map(|(network, range)| Some((network.parse().ok()?, *range))).collect());
 
 /// The range a refused address belongs to, or `None` for an address that
 /// may be called.
@@ -327,7 +326,9 @@ mod tests {
         assert!(!network.contains("::ffff:172.16.0.1".parse().expect("an address")));
         assert!("0.0.0.0/0".parse::<Cidr>().expect("a CIDR").contains("8.8.8.8".parse().expect("an address")));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("[fd00::1]".parse::<Cidr>().expect("a bracketed address").contains("fd00::1".parse().expect("an address")));
+        assert!(
+            "[fd00::1]".parse::<Cidr>().expect("a bracketed address").contains("fd00::1".parse().expect("an address"))
+        );
         assert!(!"fd00::1".parse::<Cidr>().expect("an address").contains("fd00::2".parse().expect("an address")));
         assert!("example.com".parse::<Cidr>().is_err());
     }
