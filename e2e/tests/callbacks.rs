@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::drill::Ledger;
 use e2e::objects::{failing_template, run, template};
 use e2e::operator::{self, OperatorProcess};
 use e2e::suite::{self, Env, Test};
@@ -75,6 +76,10 @@ fn main() -> ExitCode {
             Test::new("the_same_secret_once_labelled_is_delivered_exactly_once_with_its_bearer_token", |e, ns| {
                 labelled(e, ns).boxed()
             }),
+            Test::new(
+                "forty_hanging_receivers_never_delay_the_jobs_of_runs_without_callbacks_and_each_times_out_and_retries",
+                |e, ns| crowd(e, ns).boxed(),
+            ),
         ]
     })
 }
@@ -860,4 +865,94 @@ async fn labelled(env: Arc<Env>, name: String) -> Result<(), String> {
     ensure(request.json()?["name"] == "after-the-label", || format!("body {}", request.body))?;
     let before = ns.wait_callback("before-the-label", "TokenNotAllowed").await?;
     ensure(attempts(&before) == Some(0), || format!("before-the-label: attempts {:?}", attempts(&before)))
+}
+
+/// Creates `count` runs `<prefix>-<i>` without a callback at once and
+/// returns, for each, the time from its create until its Job was seen.
+async fn job_latencies(ns: &Ns, ledger: &Ledger, prefix: &str, count: usize) -> Result<Vec<Duration>, String> {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let mut created = Vec::new();
+    for name in &names {
+        ns.create(&run(&ns.name, name, "echo", &[])?).await?;
+        created.push(Instant::now());
+    }
+    let mut seen: Vec<Option<Duration>> = vec![None; count];
+    wait::until(TIMEOUT, &format!("the Jobs of the {count} {prefix} runs"), || {
+        let uids = ledger.job_uids();
+        for (i, name) in names.iter().enumerate() {
+            if seen[i].is_none() && uids.contains_key(name) {
+                seen[i] = Some(created[i].elapsed());
+            }
+        }
+        let left = seen.iter().filter(|s| s.is_none()).count();
+        async move { if left == 0 { Ok(()) } else { Err(format!("{left} without a Job")) } }
+    })
+    .await?;
+    Ok(seen.into_iter().flatten().collect())
+}
+
+/// Case 14: callbacks are made beside the reconciles. With 8 reconciles at
+/// once and 40 finished runs whose receiver hangs past the timeout (each
+/// attempt holds a slot of the delivery worker until then), 10 runs
+/// without callbacks get their Jobs as fast as with no receiver at all.
+async fn crowd(env: Arc<Env>, name: String) -> Result<(), String> {
+    let timeout = 3;
+    let args = ["--concurrency", "8", "--callback-allow", "127.0.0.1", "--callback-timeout-seconds", "3"];
+    let operator = Operator::start(&env, &name, &args)?;
+    let ns = Ns { client: env.client.clone(), name: name.clone() };
+    let ledger = Ledger::start(&env.client, &name);
+    let receiver = Receiver::start(vec![Reply::Hang(Duration::from_secs(120))]).await?;
+    ns.echo_template(json!({})).await?;
+    let quiet = job_latencies(&ns, &ledger, "quiet", 10).await?;
+
+    let hanging: Vec<String> = (0..40).map(|i| format!("hang-{i}")).collect();
+    for run in &hanging {
+        ns.callback_run(run, "echo", json!({ "callbackUrl": receiver.url("/") })).await?;
+    }
+    // The worker's slots (16) all hold a hanging attempt: more than the 8
+    // reconciles that, made inline, the attempts would hold.
+    wait::until(TIMEOUT, "16 hanging callback attempts at once", || async {
+        let held = receiver.requests().len();
+        if held >= 16 { Ok(()) } else { Err(format!("{held} attempts reached the receiver")) }
+    })
+    .await?;
+    let busy = job_latencies(&ns, &ledger, "busy", 10).await?;
+    let in_flight = receiver.requests().len();
+
+    let slowest = |latencies: &[Duration]| latencies.iter().max().copied().unwrap_or_default();
+    let (quiet_max, busy_max) = (slowest(&quiet), slowest(&busy));
+    // The same bound for both: what a run without a callback waits for its
+    // Job on a quiet operator, plus a second of a busy 2-core machine.
+    let bound = quiet_max + Duration::from_secs(1);
+    eprintln!(
+        "callbacks: 14 hanging receivers: create to Job, slowest of 10: {:.3}s quiet, {:.3}s with {in_flight} hanging \
+         attempts made (bound {:.3}s; concurrency 8)",
+        quiet_max.as_secs_f64(),
+        busy_max.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    ensure(busy_max <= bound, || {
+        format!("a run without a callback waited {busy_max:?} for its Job beside hanging receivers, {quiet_max:?} without")
+    })?;
+
+    // Every hanging callback still ends its attempt by timing out, and is retried.
+    wait::until(TIMEOUT, "each hanging callback to time out and be retried", || async {
+        let mut waiting = Vec::new();
+        for run in &hanging {
+            let status = ns.status(run).await?;
+            let timed_out = callback_condition(&status)
+                .and_then(|c| c.message)
+                .is_some_and(|m| m.contains(&format!("did not answer within {timeout}s")));
+            if !(timed_out && attempts(&status).is_some_and(|a| a >= 2)) {
+                waiting.push(run.clone());
+            }
+        }
+        if waiting.is_empty() { Ok(()) } else { Err(format!("{} not yet retried after a timeout", waiting.len())) }
+    })
+    .await?;
+    let finished_before_attempts = receiver.requests().len();
+    ensure(finished_before_attempts >= 80, || format!("{finished_before_attempts} attempts for 40 runs retried"))?;
+    ensure(operator.metric("job_template_run_callback_attempts_total{result=\"timeout\"}")? >= 80.0, || {
+        "fewer than 80 attempts counted as timeouts".into()
+    })
 }
