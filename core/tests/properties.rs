@@ -250,7 +250,8 @@ proptest! {
                 };
                 let before = case.run.status.clone().unwrap_or_default();
                 prop_assert_eq!(without_callback(&status), without_callback(&before), "an attempt wrote more than its callback");
-                let counted = !matches!(attempt, Attempt::Refused(_) | Attempt::TokenForbidden(_));
+                let counted =
+                    !matches!(attempt, Attempt::Refused(_) | Attempt::TokenForbidden(_) | Attempt::TokenNotAllowed(_));
                 let attempts = case.callback().attempts.unwrap_or(0) + i32::from(counted);
                 let callback = status.callback.clone().unwrap_or_default();
                 prop_assert_eq!(callback.attempts, Some(attempts));
@@ -318,11 +319,12 @@ proptest! {
 const PENDING_STATES: [CallbackState; 3] =
     [CallbackState::Pending, CallbackState::Retrying, CallbackState::TokenUnavailable];
 /// … and when its delivery has ended.
-const FINAL_STATES: [CallbackState; 5] = [
+const FINAL_STATES: [CallbackState; 6] = [
     CallbackState::Delivered,
     CallbackState::Rejected,
     CallbackState::Refused,
     CallbackState::TokenForbidden,
+    CallbackState::TokenNotAllowed,
     CallbackState::GaveUp,
 ];
 const CALLBACK_URL: &str = "https://hooks.example.com/done";
@@ -339,6 +341,7 @@ fn attempt() -> impl Strategy<Value = Attempt> {
         Just(Attempt::Refused("127.0.0.1 is a loopback address".into())),
         Just(Attempt::TokenUnavailable("Secret ns/s not found".into())),
         Just(Attempt::TokenForbidden("may not read Secret ns/s".into())),
+        Just(Attempt::TokenNotAllowed("Secret \"s\" is not labelled cellbytes.io/callback-token=true".into())),
     ]
 }
 
@@ -498,6 +501,7 @@ fn state_after(attempt: &Attempt, attempts: i32, settings: &Settings) -> Callbac
         }
         Attempt::Refused(_) => CallbackState::Refused,
         Attempt::TokenForbidden(_) => CallbackState::TokenForbidden,
+        Attempt::TokenNotAllowed(_) => CallbackState::TokenNotAllowed,
         _ if attempts >= max_attempts => CallbackState::GaveUp,
         Attempt::TokenUnavailable(_) => CallbackState::TokenUnavailable,
         _ => CallbackState::Retrying,
