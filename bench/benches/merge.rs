@@ -1,14 +1,15 @@
-//! P6 of `make bench`: the pure functions `render` (template + run → Job)
-//! and `status` (Job → run status) on every fixture case, and their floors:
-//! a clone of the same inputs (the least work that builds the output).
-//! Short measurement times, so that all cases take about a minute.
+//! P6 of `make bench`: the pure functions `render` (template + run → Job),
+//! `status` (Job → run status) and `decide` (the reconciler's decision
+//! table: what it saw → the next step) on every fixture case, and their
+//! floors: a clone of the same inputs (the least work that builds the
+//! output). Short measurement times, so that all cases take about a minute.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use job_template_run::fixtures::Case;
-use job_template_run::merge;
+use job_template_run::merge::{self, Observed, Settings};
+use jtr_test_kit::Case;
 use k8s_openapi::api::batch::v1::Job;
 use std::hint::black_box;
 
@@ -33,15 +34,40 @@ fn cases() -> Vec<Case> {
 }
 
 fn merge_functions(c: &mut Criterion) {
+    let settings = Settings::default();
     for case in cases() {
         let mut group = c.benchmark_group(&case.name);
         let run = &case.run;
+        // The case as the reconciler first meets it, from its caches (not
+        // live): the table's first step.
+        let now =
+            case.situation.now.or_else(|| run.metadata.creation_timestamp.as_ref().map(|t| t.0)).unwrap_or_default();
+        let observed = Observed {
+            run,
+            job: case.existing_job.as_ref(),
+            template: case.template.as_ref(),
+            live: false,
+            refusal: None,
+            other_run_exists: case.situation.other_run_exists,
+            attempt: None,
+            now,
+        };
+        group.bench_function("decide", |b| b.iter(|| merge::decide(black_box(&observed), black_box(&settings))));
+        // Its floor: a clone of what it reads (the run, its Job, its template).
+        group.bench_function("decide-floor", |b| {
+            b.iter(|| {
+                let seen = black_box(&observed);
+                (seen.run.clone(), seen.job.cloned(), seen.template.cloned())
+            })
+        });
         let Some(template) = &case.template else {
+            group.finish();
             continue;
         };
         group.bench_function("render", |b| b.iter(|| merge::render(black_box(template), black_box(run))));
         group.bench_function("render-floor", |b| b.iter(|| black_box(template).clone()));
         let Ok(job) = merge::render(template, run) else {
+            group.finish();
             continue;
         };
         let observed = Job { status: case.job_status.clone(), ..job };

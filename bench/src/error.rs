@@ -22,7 +22,7 @@ pub enum BenchError {
     Chart(String),
     #[error("{0}")]
     Setup(String),
-    #[error("gross regression: {0}")]
+    #[error("regression past a gate (see bench/README.md): {0}")]
     Regression(String),
 }
 

@@ -48,11 +48,12 @@ struct Args {
     /// run, as DIR (all of them) or LABEL=DIR (that one); ours come back after.
     #[arg(long, value_name = "[LABEL=]DIR")]
     crds: Vec<String>,
-    /// P1 with 30 runs, P2 with 200, P3 and P5 only; fails on a gross
-    /// regression (a ratio to the floor past a generous gate).
+    /// P1 with 30 runs, P2 with 200, P3 and P5 only; fails when a median
+    /// ratio to the floor, or P5's writes per run, passes its gate.
     #[arg(long)]
     quick: bool,
-    /// Fail on a gross regression also in the full mode.
+    /// Fail on a figure past its gate also in the full mode (the gates are
+    /// set from quick runs, whose ratios are higher).
     #[arg(long)]
     check: bool,
     /// Runs of P1 (default 200; quick 30).
@@ -482,12 +483,19 @@ fn audit_calls(cluster: &Cluster, from: Timestamp, to: Timestamp) -> Option<Call
     }
 }
 
-// The quick mode's gates: ratios to the floor that only a gross regression
-// passes (the figures of this machine are 2-3x below them; see bench/README.md).
+// The quick mode's gates (bench/README.md has the runs they come from,
+// 2026-12-01): each median ratio to the floor at about 1.5 times its typical
+// quick-mode value on this machine, or just above the worst run where that
+// spread made 1.5 times unsafe; P5 at today's writes per run plus one.
+// No tail is gated: the tails of these shared 2-core machines swing too much.
+/// P1 median: 5 runs 2.55-4.56×, typical 3.02× (1.5× would be 4.5, below the worst run).
 const GATE_P1: f64 = 5.0;
-const GATE_P2: f64 = 6.0;
-const GATE_P3: f64 = 10.0;
-const GATE_P5: f64 = 6.0;
+/// P2 against floor (b): 5 runs 1.40-2.46×, typical 1.73× (1.5× would be 2.6, 5 % above the worst).
+const GATE_P2: f64 = 2.75;
+/// P3 median: 5 runs 1.01-2.87×, typical 1.51× (1.5× would be 2.3, below the worst run).
+const GATE_P3: f64 = 3.2;
+/// P5 writes per run over its life: 7.73-8 in 5 runs (8 in the full run): today's 8, plus one.
+const GATE_P5_WRITES: f64 = 9.0;
 
 /// The rows of the report from the figures.
 fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMap<String, Figures>, p6: p6::Medians) {
@@ -590,7 +598,7 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
 
     let mut writes = Row::new("P5", "API writes per run over its life", "calls", Some(2.0))
         .target(Target::AtMost(3.0))
-        .gate(GATE_P5);
+        .gate_at_most(GATE_P5_WRITES);
     let mut reads = Row::new("P5", "API reads (get, list) per run", "calls", Some(0.0)).target(Target::AtMost(0.0));
     for (label, f) in columns {
         if let (Some(calls), Some(p3)) = (&f.calls, &f.p3) {
@@ -627,7 +635,7 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
     }
 
     if !p6.is_empty() {
-        for function in ["render", "status"] {
+        for function in ["render", "status", "decide"] {
             let values: Vec<(f64, f64)> = p6
                 .values()
                 .filter_map(|f| Some((f.get(function)? / 1000.0, f.get(&format!("{function}-floor"))? / 1000.0)))

@@ -243,12 +243,20 @@ mod tests {
 
     #[test]
     fn counts_cpu_time_of_this_process() {
-        let start = cpu_ticks(std::process::id());
+        let pid = std::process::id();
+        let start = cpu_ticks(pid);
+        // Spin (`black_box` keeps the optimiser from folding the loop away)
+        // until the count moves: a tick is 10 ms of CPU time, which a loaded
+        // machine may take a while to give us, so at most 10 s of wall time.
+        let began = Instant::now();
         let mut x = 0u64;
-        for i in 0..50_000_000u64 {
-            x = x.wrapping_add(i * i);
+        while cpu_ticks(pid) <= start && began.elapsed() < Duration::from_secs(10) {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i * i));
+            }
         }
-        assert!(x > 0 && cpu_ticks(std::process::id()) >= start);
+        let end = cpu_ticks(pid);
+        assert!(end > start, "CPU ticks did not grow after {:?} of spinning: {start} → {end} ({x})", began.elapsed());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! P6: the criterion results of `benches/merge.rs` (render and status per
-//! fixture case, and their floors: a clone of the inputs), read from
-//! criterion's output folder.
+//! P6: the criterion results of `benches/merge.rs` (render, status and
+//! decide per fixture case, and their floors: a clone of the inputs), read
+//! from criterion's output folder.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// Median time in ns, by case, then by function (`render`, `render-floor`,
-/// `status`, `status-floor`).
+/// `status`, `status-floor`, `decide`, `decide-floor`).
 pub type Medians = BTreeMap<String, BTreeMap<String, f64>>;
 
 #[derive(Deserialize)]

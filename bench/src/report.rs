@@ -37,6 +37,15 @@ impl Target {
     }
 }
 
+/// What fails the quick mode (and `--check`) for a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// An operator's ratio to the floor above this.
+    Ratio(f64),
+    /// An operator's value above this (in the row's unit).
+    AtMost(f64),
+}
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub id: &'static str,
@@ -46,8 +55,8 @@ pub struct Row {
     /// Operator label → value.
     pub values: BTreeMap<String, f64>,
     pub target: Target,
-    /// In the quick mode: fail when an operator's ratio to the floor is above.
-    pub gate: Option<f64>,
+    /// In the quick mode: fail when an operator's figure passes it.
+    pub gate: Option<Gate>,
 }
 
 impl Row {
@@ -60,8 +69,15 @@ impl Row {
         self
     }
 
+    /// Fail when an operator's ratio to the floor is above `max_ratio`.
     pub fn gate(mut self, max_ratio: f64) -> Self {
-        self.gate = Some(max_ratio);
+        self.gate = Some(Gate::Ratio(max_ratio));
+        self
+    }
+
+    /// Fail when an operator's value is above `max` (in the row's unit).
+    pub fn gate_at_most(mut self, max: f64) -> Self {
+        self.gate = Some(Gate::AtMost(max));
         self
     }
 
@@ -133,17 +149,22 @@ impl Report {
         }
         if !self.p6.is_empty() {
             let _ = writeln!(md, "\nP6 per fixture case (criterion median, ns; floor: a clone of the inputs):\n");
-            let _ = writeln!(md, "| Case | render | clone of the template | status | clone of the Job status |");
-            let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            let _ = writeln!(
+                md,
+                "| Case | render | clone of the template | status | clone of the Job status | decide | clone of the run, Job and template |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
             for (case, functions) in &self.p6 {
                 let cell = |f: &str| functions.get(f).map(|v| format!("{v:.0}")).unwrap_or_else(|| "—".into());
                 let _ = writeln!(
                     md,
-                    "| {case} | {} | {} | {} | {} |",
+                    "| {case} | {} | {} | {} | {} | {} | {} |",
                     cell("render"),
                     cell("render-floor"),
                     cell("status"),
-                    cell("status-floor")
+                    cell("status-floor"),
+                    cell("decide"),
+                    cell("decide-floor")
                 );
             }
         }
@@ -211,20 +232,40 @@ impl Report {
         csv
     }
 
-    /// The rows whose ratio to the floor passes their gate, as messages.
+    /// The rows whose figure passes their gate, as messages.
     pub fn regressions(&self) -> Vec<String> {
         let mut found = Vec::new();
         for row in &self.rows {
             let Some(gate) = row.gate else { continue };
-            for label in row.values.keys() {
-                if let Some(ratio) = row.ratio(label).filter(|r| *r > gate) {
-                    found.push(format!(
-                        "{} {}: {label} is {}× the floor (gate {}×)",
-                        row.id,
-                        row.metric,
-                        number(ratio),
-                        number(gate)
-                    ));
+            for (label, value) in &row.values {
+                let floor = row.floor.map(number).unwrap_or_else(|| "—".into());
+                match gate {
+                    Gate::Ratio(gate) => {
+                        if let Some(ratio) = row.ratio(label).filter(|r| *r > gate) {
+                            found.push(format!(
+                                "{} {}: {label} is {} {} = {}× the floor of {floor} (gate {}×)",
+                                row.id,
+                                row.metric,
+                                number(*value),
+                                row.unit,
+                                number(ratio),
+                                number(gate)
+                            ));
+                        }
+                    }
+                    Gate::AtMost(max) => {
+                        if *value > max {
+                            found.push(format!(
+                                "{} {}: {label} is {} {} (gate ≤ {} {}; floor {floor})",
+                                row.id,
+                                row.metric,
+                                number(*value),
+                                row.unit,
+                                number(max),
+                                row.unit
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -247,5 +288,19 @@ mod tests {
         report.rows[0].values.insert("ours".into(), 12.0);
         assert!(report.regressions().is_empty());
         assert!(report.csv().contains("P1,\"create → Job, median\",ms,ours,12,10,1.2"));
+        report.rows[0].values.insert("ours".into(), 30.0);
+        assert!(report.regressions().is_empty(), "at the gate passes");
+        report.rows[0].values.insert("ours".into(), 31.0);
+        assert_eq!(report.regressions(), ["P1 create → Job, median: ours is 31 ms = 3.1× the floor of 10 (gate 3×)"]);
+    }
+
+    #[test]
+    fn absolute_gate() {
+        let mut report = Report::default();
+        report.row(Row::new("P5", "writes per run", "calls", Some(2.0)).gate_at_most(9.0));
+        report.rows[0].values.insert("ours".into(), 9.0);
+        assert!(report.regressions().is_empty(), "at the gate passes");
+        report.rows[0].values.insert("ours".into(), 9.1);
+        assert_eq!(report.regressions(), ["P5 writes per run: ours is 9.1 calls (gate ≤ 9 calls; floor 2)"]);
     }
 }
