@@ -51,7 +51,7 @@ bench: cluster-image ## Benchmark P1-P8 against the API-server floor (extra: BEN
 	CRITERION_HOME=$(BENCH_CRITERION) cargo bench -q --profile bench-tool -p bench --bench merge
 	CRITERION_HOME=$(BENCH_CRITERION) cargo run -q --profile bench-tool -p bench -- --latest bench/latest $(BENCH_ARGS)
 
-bench-quick: cluster-image ## What CI runs: P1, P2, P3, P5 in about two minutes; fails only on a gross regression against the floor
+bench-quick: cluster-image ## What CI runs: P1, P2, P3, P5 in about two minutes; fails when a median's ratio to the floor or P5's count passes its gate (bench/README.md)
 	cargo build --release --bin job-template-run
 	cargo run -q --profile bench-tool -p bench -- --quick $(BENCH_ARGS)
 
