@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod drill;
+pub mod identity;
 pub mod namespace;
 pub mod objects;
 pub mod operator;

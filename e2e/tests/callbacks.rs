@@ -728,40 +728,18 @@ async fn forbidden(env: Arc<Env>, name: String) -> Result<(), String> {
         .iter()
         .map(|p| json!({ "apiGroups": [p.api_group], "resources": [p.resource], "verbs": p.verbs }))
         .collect();
-    let account: k8s_openapi::api::core::v1::ServiceAccount =
-        serde_json::from_value(json!({ "metadata": { "name": "operator", "namespace": name } }))
-            .map_err(|e| e.to_string())?;
-    ns.create(&account).await?;
     let role: k8s_openapi::api::rbac::v1::Role =
         serde_json::from_value(json!({ "metadata": { "name": "operator", "namespace": name }, "rules": rules }))
             .map_err(|e| e.to_string())?;
     ns.create(&role).await?;
-    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": "operator", "namespace": name },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator" },
-        "subjects": [{ "kind": "ServiceAccount", "name": "operator", "namespace": name }]
-    }))
-    .map_err(|e| e.to_string())?;
-    ns.create(&binding).await?;
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(env.client.clone(), &name);
-    let request = serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
-        .map_err(|e: serde_json::Error| e.to_string())?;
-    let token = accounts
-        .create_token_request("operator", &PostParams::default(), &request)
-        .await
-        .map_err(|e| format!("TokenRequest: {e}"))?
-        .status
-        .map(|s| s.token)
-        .ok_or("TokenRequest returned no token")?;
-    let text = std::fs::read_to_string(&env.cluster.kubeconfig_path).map_err(|e| e.to_string())?;
-    let mut kubeconfig: Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
-    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
-        user["user"] = json!({ "token": token });
-    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, serde_norway::to_string(&kubeconfig).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let path = e2e::identity::operator_kubeconfig(
+        &env.client,
+        &env.cluster.kubeconfig_path,
+        &name,
+        dir.path().join("kubeconfig"),
+    )
+    .await?;
     let operator = Operator::start_as(&path, &name, &["--callback-allow", "127.0.0.1"])?;
     let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
     ns.secret("hook-token", "token", TOKEN).await?;
@@ -932,7 +910,9 @@ async fn crowd(env: Arc<Env>, name: String) -> Result<(), String> {
         bound.as_secs_f64()
     );
     ensure(busy_max <= bound, || {
-        format!("a run without a callback waited {busy_max:?} for its Job beside hanging receivers, {quiet_max:?} without")
+        format!(
+            "a run without a callback waited {busy_max:?} for its Job beside hanging receivers, {quiet_max:?} without"
+        )
     })?;
 
     // Every hanging callback still ends its attempt by timing out, and is retried.

@@ -20,8 +20,8 @@ use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
 use job_template_run::merge;
 use job_template_run::reconciler::PERMISSIONS;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ResourceQuota, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -591,37 +591,9 @@ async fn operator_role(drill: &Drill, jobs_watchable: bool) -> Result<(), String
 
 /// A ServiceAccount bound to [`operator_role`], and a kubeconfig with its token.
 async fn operator_identity(drill: &Drill) -> Result<std::path::PathBuf, String> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(drill.client.clone(), &drill.ns);
-    let account: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": "operator" } }))
-        .map_err(|e: serde_json::Error| e.to_string())?;
-    accounts.create(&PostParams::default(), &account).await.map_err(|e| e.to_string())?;
     operator_role(drill, true).await?;
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": "operator" },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator" },
-        "subjects": [{ "kind": "ServiceAccount", "name": "operator", "namespace": drill.ns }]
-    }))
-    .map_err(|e: serde_json::Error| e.to_string())?;
-    let bindings: Api<RoleBinding> = Api::namespaced(drill.client.clone(), &drill.ns);
-    bindings.create(&PostParams::default(), &binding).await.map_err(|e| e.to_string())?;
-    let request = serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
-        .map_err(|e: serde_json::Error| e.to_string())?;
-    let token = accounts
-        .create_token_request("operator", &PostParams::default(), &request)
-        .await
-        .map_err(|e| format!("TokenRequest: {e}"))?
-        .status
-        .map(|s| s.token)
-        .ok_or("TokenRequest returned no token")?;
-    let text = std::fs::read_to_string(&drill.env.cluster.kubeconfig_path).map_err(|e| e.to_string())?;
-    let mut kubeconfig: Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
-    for user in kubeconfig["users"].as_array_mut().into_iter().flatten() {
-        user["user"] = json!({ "token": token });
-    }
-    let path = drill.env.cluster.scratch_dir().join(format!("kubeconfig-{}.yaml", drill.ns));
-    std::fs::write(&path, serde_norway::to_string(&kubeconfig).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    Ok(path)
+    let out = drill.env.cluster.scratch_dir().join(format!("kubeconfig-{}.yaml", drill.ns));
+    e2e::identity::operator_kubeconfig(&drill.client, &drill.env.cluster.kubeconfig_path, &drill.ns, out).await
 }
 
 async fn vanished(env: Arc<Env>, ns: String) -> Result<(), String> {

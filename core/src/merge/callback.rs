@@ -586,6 +586,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_read_only_from_a_labelled_secret_and_only_when_its_key_holds_text() {
+        let secret = |labelled: bool, value: &str| {
+            let mut secret = Secret::default();
+            secret.metadata.name = Some("s".into());
+            if labelled {
+                secret.metadata.labels =
+                    Some(std::collections::BTreeMap::from([(LABEL_CALLBACK_TOKEN.to_owned(), "true".to_owned())]));
+            }
+            secret.string_data = Some(std::collections::BTreeMap::from([("k".to_owned(), value.to_owned())]));
+            secret
+        };
+        assert_eq!(token_from_secret(Some(secret(true, "t0k3n")), "s", "k"), Ok("t0k3n".to_owned()));
+        assert!(matches!(token_from_secret(Some(secret(false, "t0k3n")), "s", "k"), Err(Attempt::TokenNotAllowed(_))));
+        let unavailable = |result: Result<String, Attempt>| matches!(result, Err(Attempt::TokenUnavailable(_)));
+        assert!(unavailable(token_from_secret(Some(secret(true, "")), "s", "k")), "an empty key is no token");
+        assert!(unavailable(token_from_secret(Some(secret(true, "t0k3n")), "s", "other")), "a missing key");
+        assert!(unavailable(token_from_secret(None, "s", "k")), "a missing Secret");
+    }
+
+    #[test]
     fn only_the_label_value_true_lets_a_secret_be_sent() {
         let labels = |value: &str| std::collections::BTreeMap::from([(LABEL_CALLBACK_TOKEN.to_owned(), value.into())]);
         assert!(token_allowed(Some(&labels("true"))));
