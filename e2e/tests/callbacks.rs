@@ -677,18 +677,28 @@ async fn missing_secret(env: Arc<Env>, name: String) -> Result<(), String> {
         ensure(message.contains(expect), || format!("{run}: message {message:?}"))?;
         ensure(attempts(&status) == Some(3), || format!("{run}: attempts {:?}", attempts(&status)))?;
     }
-    // While it lasted, a Warning said why, and another that it gave up.
+    // While it lasted, a Warning said why, and another that it gave up
+    // (recorded just after the status that says so: waited for).
     let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
-    let events = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
     for run in ["no-secret", "no-key"] {
-        let reasons: Vec<&str> = events
-            .iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run))
-            .filter_map(|e| e.reason.as_deref())
-            .collect();
-        ensure(reasons.contains(&"CallbackTokenUnavailable") && reasons.contains(&"CallbackGaveUp"), || {
-            format!("{run}: events {reasons:?}")
-        })?;
+        wait::until(
+            Duration::from_secs(15),
+            &format!("{run}'s CallbackTokenUnavailable and CallbackGaveUp Events"),
+            || async {
+                let listed = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+                let reasons: Vec<&str> = listed
+                    .iter()
+                    .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(run))
+                    .filter_map(|e| e.reason.as_deref())
+                    .collect();
+                if reasons.contains(&"CallbackTokenUnavailable") && reasons.contains(&"CallbackGaveUp") {
+                    Ok(())
+                } else {
+                    Err(format!("{run}: events {reasons:?}"))
+                }
+            },
+        )
+        .await?;
     }
     stays_at(&receiver, 0, operator.outwait()).await?;
     // No try after giving up, either.
