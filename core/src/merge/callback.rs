@@ -33,7 +33,7 @@ pub const CONDITION_CALLBACK_DELIVERED: &str = "CallbackDelivered";
 pub const LABEL_CALLBACK_TOKEN: &str = "cellbytes.io/callback-token";
 
 /// Whether a Secret with these labels may be sent as a callback token.
-pub fn token_allowed(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+fn token_allowed(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
     labels.and_then(|labels| labels.get(LABEL_CALLBACK_TOKEN)).is_some_and(|value| value == "true")
 }
 
@@ -59,7 +59,7 @@ pub fn token_from_secret(secret: Option<Secret>, name: &str, key: &str) -> Resul
 }
 
 /// Why a Secret without the opt-in label is not sent.
-pub fn token_not_allowed_message(secret: &str) -> String {
+fn token_not_allowed_message(secret: &str) -> String {
     format!(
         "Secret {secret:?} is not labelled {LABEL_CALLBACK_TOKEN}=true; its owner must add the label before it can be \
          sent as a callback token (kubectl label secret {secret} {LABEL_CALLBACK_TOKEN}=true)"

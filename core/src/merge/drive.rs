@@ -36,7 +36,7 @@ use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 
 /// More steps than one reconcile takes (read live, create or deliver, then
 /// one write; a create that meets another's Job may read live again).
-pub const MAX_STEPS: usize = 5;
+const MAX_STEPS: usize = 5;
 
 /// What one reconcile starts from: the run and what the caches hold.
 #[derive(Clone, Debug)]

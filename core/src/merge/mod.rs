@@ -17,14 +17,13 @@ mod status;
 
 pub use callback::{
     Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, LABEL_CALLBACK_TOKEN, Token,
-    body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_allowed,
-    token_from_secret, token_not_allowed_message,
+    body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_from_secret,
 };
 pub use decide::{
     CONDITION_JOB_CREATED, CONDITION_TEMPLATE_READY, Next, Observed, Settings, Step, controlling_run, decide,
     holds_finalizer, release_orphan,
 };
-pub use drive::{Cached, Created, DriveError, Effects, Live, MAX_STEPS, Written, drive};
+pub use drive::{Cached, Created, DriveError, Effects, Live, Written, drive};
 pub use failure::{Failure, FailureReason, Refusal};
 pub use guard::{AllowList, Cidr, CidrError, Guard, Refused, Target, canonical, forbidden};
 pub use names::label_safe;
