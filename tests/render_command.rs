@@ -1,8 +1,31 @@
-//! Tier 1 (pure): the `render` command's contract. Every fixture's Job is
-//! checked byte for byte in `fixtures_golden.rs`; these check the rest.
+//! Tier 1 (pure): the `render` command's contract. The first test holds it
+//! to every fixture whose Job comes from `render` alone (the fixtures
+//! themselves are replayed in `test-kit/tests/fixtures_golden.rs`); the
+//! rest check its errors and options.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use jtr_test_kit::{Case, FILES};
+use rstest::rstest;
+
+/// Where a case's Job comes from `render` alone (a template, no existing
+/// Job, no API refusal), the `render` command prints that Job byte for byte.
+#[rstest]
+fn render_prints_byte_for_byte_the_job_of_every_fixture_rendered_from_its_inputs_alone(
+    #[files("fixtures/*")]
+    #[dirs]
+    dir: PathBuf,
+) {
+    let case = Case::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let rendered_alone = case.template.is_some() && case.existing_job.is_none() && case.create_refusal.is_none();
+    let Some(expected) = case.expected_job.as_ref().filter(|_| rendered_alone) else {
+        return;
+    };
+    let output = render(&[&dir.join(FILES.template), &dir.join(FILES.run)]);
+    assert!(output.status.success(), "render failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(&String::from_utf8_lossy(&output.stdout), expected, "render output differs for {}", case.name);
+}
 
 fn fixture(case: &str, file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(case).join(file)
