@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use jtr_core::crd::{CallbackStatus, JobRun, JobRunSpec, JobRunStatus, JobTemplate, JobTemplateSpec, Phase};
+use jtr_core::crd::{CallbackStatus, JobRun, JobRunSpec, JobRunStatus, JobTemplate, JobTemplateFields, Phase};
 use jtr_core::merge::{
     self, Attempt, CONDITION_CALLBACK_DELIVERED, CallbackState, Next, Observed, Refusal, RenderError, Settings, Step,
 };
@@ -64,7 +64,7 @@ prop_compose! {
             },
             ..JobSpec::default()
         };
-        let mut template = JobTemplate::new(&name, JobTemplateSpec(spec));
+        let mut template = JobTemplate::new(&name, JobTemplateFields::of(spec));
         template.metadata.namespace = Some("ns".into());
         template.metadata.generation = generation;
         template
@@ -153,7 +153,7 @@ fn is_dns_label(name: &str) -> bool {
 /// whose last pod's hostname `<job name>-<completions - 1>` is not a DNS
 /// label (checked first), and a template without containers.
 fn expected_render_error(template: &JobTemplate, run: &JobRun) -> Option<RenderError> {
-    let spec = &template.spec.0;
+    let spec = &template.spec.spec.0;
     let template_name = template.metadata.name.clone().unwrap_or_default();
     let last_pod = format!("{}-{}", merge::job_name_for(run), spec.completions.unwrap_or(1) - 1);
     if spec.completion_mode.as_deref() == Some("Indexed") && !is_dns_label(&last_pod) {
@@ -188,8 +188,8 @@ proptest! {
                 prop_assert!(name.len() <= 63, "{name} is longer than a label value");
                 prop_assert!(is_dns_subdomain(&name), "{name} is not a DNS-1123 subdomain");
                 prop_assert_eq!(job.metadata.finalizers.clone(), Some(vec![merge::FINALIZER.to_owned()]));
-                if template.spec.0.completion_mode.as_deref() == Some("Indexed") {
-                    let largest = template.spec.0.completions.unwrap_or(1) - 1;
+                if template.spec.spec.0.completion_mode.as_deref() == Some("Indexed") {
+                    let largest = template.spec.spec.0.completions.unwrap_or(1) - 1;
                     prop_assert!(is_dns_label(&format!("{name}-{largest}")), "pod {name}-{largest} is not a DNS label");
                 }
             }
@@ -203,7 +203,7 @@ proptest! {
             Err(error) => prop_assert_eq!(Some(error), expected, "render failed (left), not as it must (right)"),
             Ok(job) => {
                 prop_assert_eq!(None, expected, "render made a Job where it must fail");
-                let before = template.spec.0.template.spec.clone().unwrap_or_default();
+                let before = template.spec.spec.0.template.spec.clone().unwrap_or_default();
                 let after = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
                 prop_assert_eq!(&before.containers[1..], &after.containers[1..]);
                 prop_assert_eq!(before.init_containers, after.init_containers);

@@ -53,6 +53,10 @@ fn main() -> ExitCode {
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
             }),
+            Test::new(
+                "a_queued_job_carries_its_templates_queue_label_and_the_run_follows_its_suspend_and_resume",
+                |e, ns| queued(e, ns).boxed(),
+            ),
         ]
     })
 }
@@ -379,4 +383,63 @@ async fn unreachable(env: Arc<Env>, namespace: String) -> Result<(), String> {
     eprintln!("/healthz answered {code} ({body}) {:.1}s after start", started.elapsed().as_secs_f64());
     ensure(body.contains("failing for"), || format!("/healthz body: {body}"))?;
     ensure(started.elapsed() >= Duration::from_secs(2), || "unhealthy before the bound".into())
+}
+
+/// As Kueue would: a template's `runPolicy.jobMetadata` puts the queue
+/// label on the Job itself, the Job is created suspended, the run says so,
+/// and once the test resumes the Job (Kueue's admission) the run follows
+/// within a second of the Job controller's start. Watches, not polls, time it.
+async fn queued(env: Arc<Env>, name: String) -> Result<(), String> {
+    use kube::runtime::wait::await_condition;
+    const QUEUE: &str = "kueue.x-k8s.io/queue-name";
+    let ns = Ns::new(&env, name)?;
+    let mut queued = template(&ns.name, "queued", json!({ "suspend": true }))?;
+    queued.spec.run_policy = serde_json::from_value(json!({ "jobMetadata": { "labels": { QUEUE: "team-a" } } }))
+        .map_err(|e| e.to_string())?;
+    ns.create_template(queued).await?;
+    ns.create_run(run(&ns.name, "waits", "queued", &[])?).await?;
+
+    let suspended = |run: Option<&JobRun>| {
+        run.and_then(|r| r.status.as_ref())
+            .is_some_and(|s| s.phase == Some(Phase::Pending) && condition(s, "Suspended").is_some())
+    };
+    let status = tokio::time::timeout(TIMEOUT, await_condition(ns.runs(), "waits", suspended))
+        .await
+        .map_err(|_| "the run never said Suspended=True".to_owned())?
+        .map_err(|e| e.to_string())?
+        .and_then(|r| r.status)
+        .unwrap_or_default();
+    eprintln!("queued: the run says {:?}", condition(&status, "Suspended").and_then(|c| c.message.clone()));
+    let job = ns.jobs().get("waits").await.map_err(|e| e.to_string())?;
+    ensure(job.labels().get(QUEUE).map(String::as_str) == Some("team-a"), || {
+        format!("the Job's labels are {:?}", job.labels())
+    })?;
+    ensure(
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .is_none_or(|m| m.labels.as_ref().is_none_or(|l| !l.contains_key(QUEUE))),
+        || "the queue label is on the pods too".into(),
+    )?;
+
+    // Kueue admits the Job: it resumes it. The operator never does.
+    let resume = json!({ "spec": { "suspend": false } });
+    ns.jobs().patch("waits", &PatchParams::default(), &Patch::Merge(&resume)).await.map_err(|e| e.to_string())?;
+    let started = |job: Option<&Job>| job.and_then(|j| j.status.as_ref()).is_some_and(|s| s.start_time.is_some());
+    tokio::time::timeout(TIMEOUT, await_condition(ns.jobs(), "waits", started))
+        .await
+        .map_err(|_| "the Job controller never started the resumed Job".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let job_started = std::time::Instant::now();
+    let followed = |run: Option<&JobRun>| {
+        run.and_then(|r| r.status.as_ref()).is_some_and(|s| s.phase.is_some_and(|p| p != Phase::Pending))
+    };
+    tokio::time::timeout(Duration::from_secs(1), await_condition(ns.runs(), "waits", followed))
+        .await
+        .map_err(|_| "the run did not leave Pending within 1 s of its Job starting".to_owned())?
+        .map_err(|e| e.to_string())?;
+    eprintln!("queued: the run left Pending {:?} after its resumed Job started", job_started.elapsed());
+    let status = ns.wait_phase("waits", Phase::Succeeded).await?;
+    let resumed = status.conditions.iter().flatten().find(|c| c.type_ == "Suspended");
+    ensure(resumed.is_some_and(|c| c.status == "False"), || format!("Suspended is {resumed:?} after the resume"))
 }

@@ -1,6 +1,8 @@
-//! `JobTemplate`: a whole batch/v1 `JobSpec`, kept in Git and shared by runs.
+//! `JobTemplate`: a whole batch/v1 `JobSpec`, kept in Git and shared by
+//! runs, and beside it what applies to the runs of the template.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use kube::CustomResource;
@@ -8,21 +10,65 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// A reusable Job definition: `.spec` is exactly a batch/v1 `JobSpec`.
+/// The top-level fields of a `JobTemplate` (beside `metadata`): `.spec` is
+/// exactly a batch/v1 `JobSpec`, so a Job's spec pasted in stays valid, and
+/// `.runPolicy` says what applies to the template's runs.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "cellbytes.io",
     version = "v1",
     kind = "JobTemplate",
     namespaced,
+    no_spec,
     shortname = "jt",
     category = "job-template-run",
     schema = "manual",
     doc = "A reusable batch/v1 Job definition; JobRuns create Jobs from it.",
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[serde(rename_all = "camelCase")]
+pub struct JobTemplateFields {
+    /// The Job's spec, as `kubectl explain job.spec` documents it.
+    pub spec: JobTemplateSpec,
+    /// What applies to the runs of this template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_policy: Option<RunPolicy>,
+}
+
+impl JobTemplateFields {
+    /// A template of `spec` with no run policy.
+    pub fn of(spec: JobSpec) -> Self {
+        Self { spec: JobTemplateSpec(spec), run_policy: None }
+    }
+}
+
+/// A batch/v1 `JobSpec`, with the rules a template's Job spec must keep.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(transparent)]
 pub struct JobTemplateSpec(pub JobSpec);
+
+/// What applies to every run of a template.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPolicy {
+    /// Labels and annotations put on the metadata of each run's Job (not
+    /// only on its pods), for tools that read the Job itself: Kueue's
+    /// `kueue.x-k8s.io/queue-name`, cost allocation. The operator's own
+    /// labels and annotations win over keys of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_metadata: Option<JobMetadata>,
+}
+
+/// Labels and annotations for a Job's own metadata.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct JobMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
 
 /// Fields that belong to one concrete Job, never to a template. Copies of
 /// `kubectl get job -o yaml` carry them, and a Job created with them would be
@@ -72,7 +118,10 @@ impl JsonSchema for JobTemplate {
             "type": "object",
             "description": "A reusable batch/v1 Job definition; JobRuns create Jobs from it.",
             "required": ["spec"],
-            "properties": { "spec": generator.subschema_for::<JobTemplateSpec>() }
+            "properties": {
+                "spec": generator.subschema_for::<JobTemplateSpec>(),
+                "runPolicy": generator.subschema_for::<RunPolicy>()
+            }
         })
     }
 }

@@ -11,5 +11,5 @@ mod manifests;
 pub use job_run::{
     CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, MAX_OVERRIDE_CHARACTERS, Phase,
 };
-pub use job_template::{JobTemplate, JobTemplateSpec};
+pub use job_template::{JobMetadata, JobTemplate, JobTemplateFields, JobTemplateSpec, RunPolicy};
 pub use manifests::{ManifestError, crd_file_name, manifests, to_yaml};

@@ -49,8 +49,9 @@ pub enum RenderError {
 }
 
 /// Builds the Job for `run` from `template`: the template's JobSpec, with
-/// the run's `command`/`args` on the first container, the operator's labels,
-/// and a controller ownerReference to the run.
+/// the run's `command`/`args` on the first container, the operator's labels
+/// (over the template's `runPolicy.jobMetadata` on the Job), and a
+/// controller ownerReference to the run.
 pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> {
     let run_name = run.metadata.name.as_deref().ok_or(RenderError::RunWithoutIdentity { field: "metadata.name" })?;
     let namespace =
@@ -65,7 +66,7 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
             return Err(RenderError::InvalidName { kind, name: name.to_owned() });
         }
     }
-    let mut spec = template.spec.0.clone();
+    let mut spec = template.spec.spec.0.clone();
     let job_name = label_safe(run_name);
     if spec.completion_mode.as_deref() == Some("Indexed") && !fits_indexed_hostnames(&job_name, spec.completions) {
         return Err(RenderError::NameUnfitForIndexedJob { template: template.name_any(), run: run_name.to_owned() });
@@ -88,7 +89,13 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         container.args = non_empty(args);
     }
 
-    let mut annotations = BTreeMap::from([(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned())]);
+    // The template's Job metadata first, so that the operator's keys win.
+    let job_metadata = template.spec.run_policy.as_ref().and_then(|policy| policy.job_metadata.clone());
+    let (mut job_labels, mut annotations) = job_metadata
+        .map(|meta| (meta.labels.unwrap_or_default(), meta.annotations.unwrap_or_default()))
+        .unwrap_or_default();
+    job_labels.extend(labels);
+    annotations.insert(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned());
     if let Some(generation) = template.metadata.generation {
         annotations.insert(ANNOTATION_TEMPLATE_GENERATION.to_owned(), generation.to_string());
     }
@@ -96,7 +103,7 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         metadata: ObjectMeta {
             name: Some(job_name),
             namespace: Some(namespace),
-            labels: Some(labels),
+            labels: Some(job_labels),
             annotations: Some(annotations),
             owner_references: Some(vec![owner]),
             finalizers: Some(vec![FINALIZER.to_owned()]),

@@ -11,6 +11,8 @@ use crate::crd::{JobRun, JobRunStatus, Phase};
 /// The condition added once a run has ended, whichever way it ended, so that
 /// `kubectl wait --for=condition=Finished` returns on success and failure.
 pub const CONDITION_FINISHED: &str = "Finished";
+/// The Job controller's condition of a suspended Job, mirrored on the run.
+pub const CONDITION_SUSPENDED: &str = "Suspended";
 
 /// The name of the Job for `run`: the one already recorded, or the one
 /// `render` gives it.
@@ -31,6 +33,9 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
     };
     let job_status = job.status.clone().unwrap_or_default();
     let mut conditions = job_status.conditions.unwrap_or_default();
+    if let Some(created_suspended) = created_suspended(job, &conditions) {
+        conditions.push(created_suspended);
+    }
     let phase = phase_of(&conditions, job_status.start_time.is_some());
     if let Some(terminal) = phase.is_final().then(|| terminal_condition(&conditions)).flatten() {
         let finished = JobCondition {
@@ -58,6 +63,24 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
         conditions: (!conditions.is_empty()).then_some(conditions),
         callback: None,
     }
+}
+
+/// The condition of a run whose Job is suspended (by its template, by
+/// Kueue's webhook, by anyone) before the Job controller has written its
+/// own `Suspended` condition: the run says at once why it does not start.
+fn created_suspended(job: &Job, conditions: &[JobCondition]) -> Option<JobCondition> {
+    let suspended = job.spec.as_ref().and_then(|spec| spec.suspend) == Some(true);
+    (suspended && !conditions.iter().any(|c| c.type_ == CONDITION_SUSPENDED)).then(|| JobCondition {
+        type_: CONDITION_SUSPENDED.to_owned(),
+        status: "True".to_owned(),
+        reason: Some("CreatedSuspended".to_owned()),
+        message: Some(format!(
+            "Job {:?} was created suspended; it starts when it is resumed (for example admitted by Kueue)",
+            job.name_any()
+        )),
+        last_transition_time: job.metadata.creation_timestamp.clone(),
+        last_probe_time: None,
+    })
 }
 
 /// The run's status after a permanent failure at time `at`. What the run
@@ -132,7 +155,7 @@ fn phase_of(conditions: &[JobCondition], started: bool) -> Phase {
         Phase::Succeeded
     } else if is_true("Failed") {
         Phase::Failed
-    } else if is_true("Suspended") || !started {
+    } else if is_true(CONDITION_SUSPENDED) || !started {
         Phase::Pending
     } else {
         Phase::Running
