@@ -72,8 +72,11 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn run()(name in run_name(), command in strings(), args in strings(), template in object_name()) -> JobRun {
-        let mut run = JobRun::new(&name, JobRunSpec { template_ref: template, command, args, ..JobRunSpec::default() });
+    fn run()(
+        name in run_name(), command in strings(), args in strings(), template in object_name(),
+        cancel in proptest::option::of(any::<bool>()),
+    ) -> JobRun {
+        let mut run = JobRun::new(&name, JobRunSpec { template_ref: template, command, args, cancel, ..JobRunSpec::default() });
         run.metadata.namespace = Some("ns".into());
         run.metadata.uid = Some("2f4c5a1e-0000-4000-8000-000000000001".into());
         run.metadata.generation = Some(1);
@@ -308,6 +311,10 @@ proptest! {
                 }
             }
             Step::Protect | Step::Release => prop_assert!(job.as_ref().is_some_and(|j| merge::is_controlled_by(j, &run))),
+            Step::Suspend => {
+                prop_assert!(job.as_ref().is_some_and(|j| merge::is_controlled_by(j, &run)), "suspends a Job not its own");
+                prop_assert!(run.spec.cancel == Some(true) && !merge::is_finished(&run), "suspends a Job it was not asked to stop");
+            }
             Step::Deliver(_) => prop_assert!(merge::is_finished(&run), "an unfinished run delivers its callback"),
             Step::Done | Step::ReadLive | Step::Wait(_) => {}
         }
@@ -516,6 +523,7 @@ fn kind(step: &Step) -> &'static str {
         Step::Create(_) => "Create",
         Step::Protect => "Protect",
         Step::Release => "Release",
+        Step::Suspend => "Suspend",
         Step::Write(..) => "Write",
         Step::Wait(_) => "Wait",
         Step::Deliver(_) => "Deliver",

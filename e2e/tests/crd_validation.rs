@@ -94,7 +94,9 @@ fn main() -> ExitCode {
             ),
             Test::new("a_run_at_the_size_limit_and_its_job_are_stored", |e, ns| at_the_size_limit(e, ns).boxed()),
             Test::new("control_characters_in_args_reach_the_job_unchanged", |e, ns| control_characters(e, ns).boxed()),
-            Test::new("a_runs_spec_cannot_change_after_creation", |e, ns| immutable(e, ns).boxed()),
+            Test::new("a_runs_spec_cannot_change_after_creation_but_cancel_may_become_true_once", |e, ns| {
+                immutable(e, ns).boxed()
+            }),
             Test::new("kubectl_rejects_a_typo_in_a_template", |e, ns| typo(e, ns).boxed()),
             Test::new("runs_written_for_the_python_original_are_accepted", |e, ns| original(e, ns).boxed()),
         ]
@@ -217,11 +219,37 @@ async fn control_characters(env: Arc<Env>, namespace: String) -> Result<(), Stri
 async fn immutable(env: Arc<Env>, namespace: String) -> Result<(), String> {
     let runs: Api<JobRun> = Api::namespaced(env.client.clone(), &namespace);
     runs.create(&PostParams::default(), &run(&namespace, "fixed", "t", &["a"])?).await.map_err(|e| e.to_string())?;
-    let change = Patch::Merge(json!({ "spec": { "args": ["b"] } }));
-    match runs.patch("fixed", &PatchParams::default(), &change).await {
-        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains("spec is immutable") => Ok(()),
-        other => Err(format!("expected 422 'spec is immutable', got {:?}", other.map(|_| ()))),
+    let patch = |spec: Value| {
+        let runs = runs.clone();
+        async move { runs.patch("fixed", &PatchParams::default(), &Patch::Merge(json!({ "spec": spec }))).await }
+    };
+    let refused = |answer: Result<JobRun, kube::Error>, message: &str| match answer {
+        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(message) => Ok(()),
+        other => Err(format!("expected 422 {message:?}, got {:?}", other.map(|_| ()))),
+    };
+    // Every other field, set, changed or removed, is refused.
+    for change in [
+        json!({ "args": ["b"] }),
+        json!({ "args": null }),
+        json!({ "command": ["sh"] }),
+        json!({ "templateRef": "other" }),
+        json!({ "callbackUrl": "https://example.com/" }),
+        json!({ "cancel": true, "args": ["b"] }),
+    ] {
+        refused(patch(change.clone()).await, "spec is immutable except spec.cancel")
+            .map_err(|e| format!("{change}: {e}"))?;
     }
+    // cancel: unset → false → true is taken, true → false or unset is refused.
+    patch(json!({ "cancel": false })).await.map_err(|e| format!("cancel false: {e}"))?;
+    let cancelled = patch(json!({ "cancel": true })).await.map_err(|e| format!("cancel true: {e}"))?;
+    if cancelled.metadata.generation != Some(3) {
+        return Err(format!("each accepted change is a generation: {:?}", cancelled.metadata.generation));
+    }
+    for undo in [json!({ "cancel": false }), json!({ "cancel": null })] {
+        refused(patch(undo.clone()).await, "spec.cancel cannot be unset once true")
+            .map_err(|e| format!("{undo}: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn typo(env: Arc<Env>, namespace: String) -> Result<(), String> {

@@ -54,6 +54,10 @@ fn main() -> ExitCode {
                 observed(e, ns).boxed()
             }),
             Test::new(
+                "a_cancelled_run_stops_its_jobs_pods_keeps_the_job_and_ends_cancelled_and_a_second_cancel_is_ignored",
+                |e, ns| cancelled(e, ns).boxed(),
+            ),
+            Test::new(
                 "a_queued_job_carries_its_templates_queue_label_and_the_run_follows_its_suspend_and_resume",
                 |e, ns| queued(e, ns).boxed(),
             ),
@@ -442,4 +446,77 @@ async fn queued(env: Arc<Env>, name: String) -> Result<(), String> {
     let status = ns.wait_phase("waits", Phase::Succeeded).await?;
     let resumed = status.conditions.iter().flatten().find(|c| c.type_ == "Suspended");
     ensure(resumed.is_some_and(|c| c.status == "False"), || format!("Suspended is {resumed:?} after the resume"))
+}
+
+/// The reasons of the Events regarding `object` in `namespace`.
+async fn event_reasons(client: &Client, namespace: &str, object: &str) -> Result<Vec<String>, String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter_map(|e| e.reason.clone())
+        .collect())
+}
+
+/// Cancel on the real Job controller: the run's pod (one that cannot be
+/// scheduled, so it stays until it is stopped) is terminated, the Job stays
+/// suspended, the run ends `Failed/Cancelled` with the Job's last counts;
+/// then cancel again on the finished run changes nothing and says so.
+async fn cancelled(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let nowhere = json!({ "template": { "spec": { "nodeSelector": { "e2e.cellbytes.io/no-such-node": "true" } } } });
+    ns.create_template(template(&ns.name, "stuck", nowhere)?).await?;
+    ns.create_run(run(&ns.name, "stopped", "stuck", &[])?).await?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let of_run = ListParams::default().labels(&format!("{LABEL_RUN}=stopped"));
+    wait::until(TIMEOUT, "the run's pod", || async {
+        let list = pods.list(&of_run).await.map_err(|e| e.to_string())?;
+        if list.items.is_empty() { Err("no pod yet".to_owned()) } else { Ok(()) }
+    })
+    .await?;
+    let cancel = json!({ "spec": { "cancel": true } });
+    ns.runs().patch("stopped", &PatchParams::default(), &Patch::Merge(&cancel)).await.map_err(|e| e.to_string())?;
+    let status = ns.wait_phase("stopped", Phase::Failed).await?;
+    let finished = condition(&status, "Finished").ok_or("no Finished=True")?;
+    ensure(finished.reason.as_deref() == Some("Cancelled"), || format!("Finished is {finished:?}"))?;
+    ensure(status.active.unwrap_or(0) == 0, || format!("the run recorded {:?} active pods", status.active))?;
+    let left = pods.list(&of_run).await.map_err(|e| e.to_string())?.items.len();
+    ensure(left == 0, || format!("{left} pod(s) of the run are left"))?;
+    let job = ns.jobs().get("stopped").await.map_err(|e| format!("the Job must stay: {e}"))?;
+    ensure(job.spec.as_ref().and_then(|s| s.suspend) == Some(true), || "the Job is not suspended".into())?;
+    ensure(!job_template_run::merge::holds_finalizer(&job), || {
+        "the finished run still holds its Job's finalizer".into()
+    })?;
+    wait::until(TIMEOUT, "the Cancelled event", || async {
+        let reasons = event_reasons(&ns.client, &ns.name, "stopped").await?;
+        if reasons.iter().any(|r| r == "Cancelled") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
+    })
+    .await?;
+
+    // A finished run: the cancel is recorded (observedGeneration) and nothing else changes.
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    ns.create_run(run(&ns.name, "done", "echo", &[])?).await?;
+    let done = ns.wait_phase("done", Phase::Succeeded).await?;
+    let after =
+        ns.runs().patch("done", &PatchParams::default(), &Patch::Merge(&cancel)).await.map_err(|e| e.to_string())?;
+    let generation = after.metadata.generation;
+    let observed = wait::until(TIMEOUT, "the finished run to observe the cancel's generation", || async {
+        let status = ns.runs().get("done").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        if status.observed_generation == generation {
+            Ok(status)
+        } else {
+            Err(format!("{:?}", status.observed_generation))
+        }
+    })
+    .await?;
+    ensure(JobRunStatus { observed_generation: done.observed_generation, ..observed } == done, || {
+        "the finished run changed beyond its observedGeneration".into()
+    })?;
+    wait::until(TIMEOUT, "the CancelIgnored event", || async {
+        let reasons = event_reasons(&ns.client, &ns.name, "done").await?;
+        if reasons.iter().any(|r| r == "CancelIgnored") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
+    })
+    .await
 }

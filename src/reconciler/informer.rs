@@ -65,33 +65,3 @@ where
         }
     }
 }
-
-/// Drops what no decision reads: the managed fields and the last-applied
-/// annotation of every object.
-pub fn prune_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
-/// A cached Job keeps its metadata and status: the decisions read its
-/// name, owner, finalizers, deletion and status, never its pod template.
-pub fn prune_job(job: &mut k8s_openapi::api::batch::v1::Job) {
-    prune_metadata(&mut job.metadata);
-    job.spec = None;
-}
-
-/// A finished run never renders a Job again: its overrides are dropped
-/// from the cache (they can be 2 MiB each); an unfinished one keeps them.
-pub fn prune_run(run: &mut crate::crd::JobRun) {
-    prune_metadata(&mut run.metadata);
-    if crate::merge::is_finished(run) {
-        run.spec.command = None;
-        run.spec.args = None;
-    }
-}
-
-pub fn prune_template(template: &mut crate::crd::JobTemplate) {
-    prune_metadata(&mut template.metadata);
-}

@@ -166,6 +166,10 @@ impl Effects for Kube {
         set_finalizer(job, &self.jobs, protect).await
     }
 
+    async fn suspend(&mut self, job: &Job) -> Result<(), ReconcileError> {
+        suspend(job, &self.jobs).await
+    }
+
     async fn write_status(
         &mut self,
         run: &JobRun,
@@ -229,6 +233,22 @@ pub async fn set_finalizer(job: &Job, jobs: &Api<Job>, protect: bool) -> Result<
             Ok(())
         }
         // The Job is already gone: nothing to hold or let go.
+        Err(kube::Error::Api(answer)) if answer.code == 404 => Ok(()),
+        Err(source) => Err(ReconcileError::PatchJob { name, source }),
+    }
+}
+
+/// Suspends a cancelled run's Job: the Job controller terminates its pods.
+async fn suspend(job: &Job, jobs: &Api<Job>) -> Result<(), ReconcileError> {
+    let patch = json!({ "spec": { "suspend": true } });
+    let name = job.name_any();
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    match jobs.patch(&name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            info!(job = %name, "suspended the Job of a cancelled run");
+            Ok(())
+        }
+        // Gone meanwhile: its pods are gone too; the next reconcile sees it.
         Err(kube::Error::Api(answer)) if answer.code == 404 => Ok(()),
         Err(source) => Err(ReconcileError::PatchJob { name, source }),
     }

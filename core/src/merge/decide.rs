@@ -5,7 +5,11 @@
 //! | the run and what exists                          | step                                            |
 //! |--------------------------------------------------|-------------------------------------------------|
 //! | finished, with a callback to deliver             | deliver it (see `callback.rs`), Job kept        |
+//! | finished, cancelled after it finished            | record the generation once (an Event says so)   |
 //! | finished, or being deleted                       | release its Job's finalizer, else nothing, ever |
+//! | cancelled, its Job unfinished and not suspended  | suspend the Job (its pods are terminated)       |
+//! | cancelled, its suspended Job's pods still there  | mirror it, `Finished=False/Cancelling`          |
+//! | cancelled, its Job's pods gone (or no Job, live) | `Failed/Cancelled` with the Job's last counts   |
 //! | its Job (controlled by this run's uid)           | protect it (finalizer), then mirror its status  |
 //! | its Job, being deleted before it finished        | `Failed/JobLost` with the Job's last counts     |
 //! | a Job of a gone or previous run of the same name | wait for the garbage collector                  |
@@ -23,7 +27,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
@@ -34,7 +38,9 @@ use super::callback::{
 use super::failure::{Failure, FailureReason, Refusal};
 use super::ownership::is_controlled_by;
 use super::render::{FINALIZER, render};
-use super::status::{failed, failed_from, is_finished, job_finished, job_name_for, status, waiting};
+use super::status::{
+    CONDITION_FINISHED, failed, failed_from, is_finished, job_finished, job_name_for, status, waiting,
+};
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 
 /// Condition of a run that waits for its template.
@@ -105,6 +111,10 @@ pub enum Step {
     /// Remove the operator's finalizer from the run's Job: the run's status
     /// records everything it needs from it.
     Release,
+    /// Set `suspend: true` on the run's Job: the run was cancelled, and the
+    /// Job controller terminates the Job's pods (with their grace period)
+    /// while the Job stays for inspection.
+    Suspend,
     /// Write this status (the driver skips a write that changes nothing),
     /// then come back as `Next` says.
     Write(Box<JobRunStatus>, Next),
@@ -143,6 +153,13 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
     if is_finished(run) && !deleting && callback_pending(run) {
         return deliver(seen, settings);
     }
+    if is_finished(run) && !deleting && cancelled(run) && observed_before(run) {
+        // Nothing to cancel: the generation the cancel made is recorded
+        // once, which is what tells of it in an Event.
+        let status =
+            JobRunStatus { observed_generation: run.metadata.generation, ..run.status.clone().unwrap_or_default() };
+        return Step::Write(Box::new(status), Next::Change);
+    }
     if is_finished(run) || deleting {
         return if ours.is_some_and(holds_finalizer) { Step::Release } else { Step::Done };
     }
@@ -153,6 +170,9 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
             return Step::Protect;
         }
         let mirrored = status(Some(job), run);
+        if cancelled(run) && !job_finished(job) {
+            return cancel(job, mirrored, seen, resync);
+        }
         let next = if deleted && !job_finished(job) {
             let lost = Failure::new(
                 FailureReason::JobLost,
@@ -181,6 +201,16 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
                 format!("Job {:?} already exists and is not controlled by this JobRun", job.name_any()),
             ),
         );
+    }
+    if cancelled(run) {
+        // No Job of this run (read live: one the cache does not show yet
+        // would run on): nothing to stop.
+        let cancelled = failed(run, &cancelled_failure(None), Time(seen.now));
+        return if seen.live {
+            Step::Write(Box::new(JobRunStatus { failed: None, ..cancelled }), Next::Change)
+        } else {
+            Step::ReadLive
+        };
     }
     if let Some(refusal) = seen.refusal {
         return match refusal.permanent() {
@@ -233,6 +263,59 @@ fn deliver(seen: &Observed<'_>, settings: &Settings) -> Step {
         return Step::ReadLive;
     }
     delivery(run).map_or(Step::Done, |delivery| Step::Deliver(Box::new(delivery)))
+}
+
+/// True when the run's `spec.cancel` is set.
+fn cancelled(run: &JobRun) -> bool {
+    run.spec.cancel == Some(true)
+}
+
+/// True when the run's status describes an older generation than its spec.
+fn observed_before(run: &JobRun) -> bool {
+    run.status.as_ref().and_then(|s| s.observed_generation) < run.metadata.generation
+}
+
+/// A cancelled run's unfinished Job: suspend it (unless it already is, by
+/// Kueue or anyone: the operator never resumes a Job), then wait until its
+/// pods are gone, and end `Failed/Cancelled` with the Job's last counts.
+fn cancel(job: &Job, mirrored: JobRunStatus, seen: &Observed<'_>, resync: Next) -> Step {
+    let deleted = job.metadata.deletion_timestamp.is_some();
+    if !deleted && job.spec.as_ref().and_then(|spec| spec.suspend) != Some(true) {
+        return Step::Suspend;
+    }
+    let left = mirrored.active.unwrap_or(0) + mirrored.terminating.unwrap_or(0);
+    if deleted || left == 0 {
+        let failure = cancelled_failure(Some(&job.name_any()));
+        return Step::Write(Box::new(failed_from(mirrored, seen.run, &failure, Time(seen.now))), Next::Change);
+    }
+    let message =
+        format!("cancelled: Job {:?} is suspended; waiting for its {left} pod(s) to terminate", job.name_any());
+    let mut status = mirrored;
+    let previous = seen.run.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|conditions| {
+        conditions.iter().find(|c| c.type_ == CONDITION_FINISHED && c.reason.as_deref() == Some(CANCELLING))
+    });
+    status.conditions.get_or_insert_with(Vec::new).push(JobCondition {
+        type_: CONDITION_FINISHED.to_owned(),
+        status: "False".to_owned(),
+        reason: Some(CANCELLING.to_owned()),
+        message: Some(message),
+        last_transition_time: Some(previous.and_then(|c| c.last_transition_time.clone()).unwrap_or(Time(seen.now))),
+        last_probe_time: None,
+    });
+    Step::Write(Box::new(status), resync)
+}
+
+/// The reason of `Finished=False` while a cancelled run's pods terminate.
+pub(super) const CANCELLING: &str = "Cancelling";
+
+fn cancelled_failure(job: Option<&str>) -> Failure {
+    let message = match job {
+        Some(job) => {
+            format!("cancelled by spec.cancel; Job {job:?} was stopped and is kept until the JobRun is deleted")
+        }
+        None => "cancelled by spec.cancel before any Job was created".to_owned(),
+    };
+    Failure::new(FailureReason::Cancelled, message)
 }
 
 /// Whether the operator may let go of a Job that is being deleted, seen

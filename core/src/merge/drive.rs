@@ -14,6 +14,7 @@
 //! | `Write(s,n)` | write `s` (skipped when unchanged)   | end: `n`; a 409 ends with backoff |
 //! | `Protect`    | add the finalizer to the run's Job   | end: on change (the Job's event)  |
 //! | `Release`    | remove it                            | end: on change (the Job's event)  |
+//! | `Suspend`    | set `suspend: true` on the run's Job | end: on change (the Job's event)  |
 //! | `ReadLive`   | read run, Job, template (other run)  | decide again; a gone run ends     |
 //! | `Create(j)`  | create `j`                           | created: end, after the resync (the Job's event comes first); exists or refused: decide again |
 //! | `Deliver(d)` | hand `d` over to the delivery worker | end: after the resync (the outcome comes back as a reconcile of its own) |
@@ -104,6 +105,9 @@ pub trait Effects {
     /// Adds (`protect`) or removes the operator's finalizer on `job`.
     fn set_finalizer(&mut self, job: &Job, protect: bool) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Sets `suspend: true` on `job` (a cancelled run's).
+    fn suspend(&mut self, job: &Job) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     /// Replaces the run's status (conditional on its resourceVersion);
     /// only called when `next` differs from `previous`.
     fn write_status(
@@ -126,7 +130,7 @@ pub enum DriveError<E> {
     Effect(E),
     #[error("JobRun {0} needed more steps than one reconcile takes")]
     TooManySteps(String),
-    #[error("Job {0} should have its finalizer set, but no Job was seen")]
+    #[error("Job {0} should be patched (finalizer or suspend), but no Job was seen")]
     NoJobToPatch(String),
 }
 
@@ -178,6 +182,11 @@ pub async fn drive<E: Effects>(
             step @ (Step::Protect | Step::Release) => {
                 let job = seen.job.as_deref().ok_or_else(|| DriveError::NoJobToPatch(job_name_for(&seen.run)))?;
                 effects.set_finalizer(job, step == Step::Protect).await.map_err(DriveError::Effect)?;
+                return Ok(Next::Change);
+            }
+            Step::Suspend => {
+                let job = seen.job.as_deref().ok_or_else(|| DriveError::NoJobToPatch(job_name_for(&seen.run)))?;
+                effects.suspend(job).await.map_err(DriveError::Effect)?;
                 return Ok(Next::Change);
             }
             Step::ReadLive => {

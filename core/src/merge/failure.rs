@@ -18,6 +18,8 @@ pub enum FailureReason {
     JobNameConflict,
     /// The run's Job disappeared before it finished.
     JobLost,
+    /// `spec.cancel` was set before the run finished: its Job is stopped.
+    Cancelled,
 }
 
 impl FailureReason {
@@ -28,6 +30,7 @@ impl FailureReason {
             Self::JobRejected => "JobRejected",
             Self::JobNameConflict => "JobNameConflict",
             Self::JobLost => "JobLost",
+            Self::Cancelled => "Cancelled",
         }
     }
 }

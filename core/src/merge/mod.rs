@@ -4,6 +4,7 @@
 //! the run's status is. The reconciler and the offline `render` command call
 //! the same functions, and the fixtures in `fixtures/` pin their behaviour.
 
+mod cache;
 mod callback;
 mod decide;
 mod drive;
@@ -15,6 +16,7 @@ mod ownership;
 mod render;
 mod status;
 
+pub use cache::{prune_job, prune_metadata, prune_run, prune_template};
 pub use callback::{
     Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, LABEL_CALLBACK_TOKEN, Token,
     body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_from_secret,

@@ -2,6 +2,8 @@
 //! so a repeated write of the same situation never repeats an Event.
 
 use super::callback::{CONDITION_CALLBACK_DELIVERED, CallbackState, callback_state_of};
+use super::decide::CANCELLING;
+use super::failure::FailureReason;
 use crate::crd::{JobRunStatus, Phase};
 
 /// The API's limit on an Event's note, in bytes.
@@ -58,6 +60,20 @@ fn callback_note(previous: &JobRunStatus, next: &JobRunStatus) -> Option<Note> {
 
 fn run_notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
     let mut notes = Vec::new();
+    // A finished run's generation moves only with `spec.cancel` (the rest
+    // of the spec is immutable), and is recorded once.
+    let finished_before = previous.phase.filter(|p| p.is_final());
+    if let Some(phase) = finished_before.filter(|_| next.observed_generation > previous.observed_generation) {
+        notes.push(Note {
+            warning: false,
+            reason: "CancelIgnored".into(),
+            note: format!(
+                "spec.cancel was set after the JobRun had finished ({}); nothing was cancelled",
+                phase.as_str()
+            ),
+        });
+        return notes;
+    }
     let final_now = next.phase.filter(|p| p.is_final() && previous.phase != Some(*p));
     if let Some(phase) = final_now {
         let failed_by_operator = next
@@ -66,7 +82,8 @@ fn run_notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
             .and_then(|_| next.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True"));
         notes.push(match failed_by_operator {
             Some(failed) => Note {
-                warning: true,
+                // A cancel is what its author asked for.
+                warning: failed.reason.as_deref() != Some(FailureReason::Cancelled.as_str()),
                 reason: failed.reason.clone().unwrap_or_else(|| "Failed".into()),
                 note: failed.message.clone().unwrap_or_default(),
             },
@@ -87,9 +104,15 @@ fn run_notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
     let waiting =
         next.conditions.iter().flatten().filter(|c| c.status == "False" && c.type_ != CONDITION_CALLBACK_DELIVERED);
     for waiting in waiting {
+        // A cancelled run's pods terminating: once, whatever their count.
+        let cancelling = waiting.reason.as_deref() == Some(CANCELLING);
+        let cancelling_before = previous.conditions.iter().flatten().any(|c| c.reason.as_deref() == Some(CANCELLING));
+        if cancelling && cancelling_before {
+            continue;
+        }
         if !seen_before(&waiting.reason, &waiting.message) {
             notes.push(Note {
-                warning: true,
+                warning: !cancelling,
                 reason: waiting.reason.clone().unwrap_or_else(|| waiting.type_.clone()),
                 note: waiting.message.clone().unwrap_or_default(),
             });
@@ -158,6 +181,42 @@ mod tests {
         let failed = JobRunStatus { phase: Some(Phase::Failed), ..Default::default() };
         assert_eq!(notes(&JobRunStatus::default(), &failed)[0].reason, "Finished");
         assert!(notes(&JobRunStatus::default(), &failed)[0].warning);
+    }
+
+    #[test]
+    fn a_cancel_is_normal_events_cancelling_once_then_cancelled_and_a_late_cancel_is_ignored_once() {
+        let condition = |type_: &str, status: &str, reason: &str, message: &str| JobCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            ..Default::default()
+        };
+        let running = JobRunStatus { phase: Some(Phase::Running), observed_generation: Some(1), ..Default::default() };
+        let cancelling = |left: u8| JobRunStatus {
+            conditions: Some(vec![condition("Finished", "False", CANCELLING, &format!("{left} pod(s) left"))]),
+            ..running.clone()
+        };
+        let first = notes(&running, &cancelling(2));
+        assert_eq!(first, [Note { warning: false, reason: CANCELLING.into(), note: "2 pod(s) left".into() }]);
+        assert!(notes(&cancelling(2), &cancelling(1)).is_empty(), "a new count is no new Event");
+        let cancelled = JobRunStatus {
+            phase: Some(Phase::Failed),
+            error: Some("Cancelled: stopped".into()),
+            conditions: Some(vec![condition("Failed", "True", "Cancelled", "stopped")]),
+            ..running.clone()
+        };
+        assert_eq!(
+            notes(&cancelling(1), &cancelled),
+            [Note { warning: false, reason: "Cancelled".into(), note: "stopped".into() }]
+        );
+        let done = JobRunStatus { phase: Some(Phase::Succeeded), ..running.clone() };
+        let observed = JobRunStatus { observed_generation: Some(2), ..done.clone() };
+        let ignored = notes(&done, &observed);
+        assert_eq!(ignored.len(), 1);
+        assert_eq!((ignored[0].reason.as_str(), ignored[0].warning), ("CancelIgnored", false));
+        assert!(ignored[0].note.contains("Succeeded"), "{}", ignored[0].note);
+        assert!(notes(&observed, &observed.clone()).is_empty(), "only once");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
     };
     let job_status = job.status.clone().unwrap_or_default();
     let mut conditions = job_status.conditions.unwrap_or_default();
-    if let Some(created_suspended) = created_suspended(job, &conditions) {
+    if let Some(created_suspended) = created_suspended(job, job_status.start_time.is_some(), &conditions) {
         conditions.push(created_suspended);
     }
     let phase = phase_of(&conditions, job_status.start_time.is_some());
@@ -68,8 +68,9 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
 /// The condition of a run whose Job is suspended (by its template, by
 /// Kueue's webhook, by anyone) before the Job controller has written its
 /// own `Suspended` condition: the run says at once why it does not start.
-fn created_suspended(job: &Job, conditions: &[JobCondition]) -> Option<JobCondition> {
-    let suspended = job.spec.as_ref().and_then(|spec| spec.suspend) == Some(true);
+/// (A Job suspended after it started gets the Job controller's condition.)
+fn created_suspended(job: &Job, started: bool, conditions: &[JobCondition]) -> Option<JobCondition> {
+    let suspended = !started && job.spec.as_ref().and_then(|spec| spec.suspend) == Some(true);
     (suspended && !conditions.iter().any(|c| c.type_ == CONDITION_SUSPENDED)).then(|| JobCondition {
         type_: CONDITION_SUSPENDED.to_owned(),
         status: "True".to_owned(),
