@@ -19,7 +19,8 @@ pub const PERMISSIONS: &[Permission] = &[
     // Templates are cached; a cache miss makes one GET.
     Permission { api_group: "cellbytes.io", resource: "jobtemplates", verbs: &["get", "list", "watch"] },
     // Owned Jobs are cached; create, a GET after a 409 or before a failure,
-    // and patch to set or remove the operator's finalizer.
+    // and patch to set or remove the operator's finalizer, and to suspend a
+    // cancelled run's Job.
     Permission { api_group: "batch", resource: "jobs", verbs: &["get", "list", "watch", "create", "patch"] },
     // The event recorder creates events and patches repeated ones.
     Permission { api_group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
