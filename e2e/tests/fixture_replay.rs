@@ -6,11 +6,20 @@
 //! guards objects stored before the CRD refused them) says so in its
 //! `admission-refusal.yaml`: it passes only on exactly that refusal, runs no
 //! operator, and is counted apart from the cases replayed on the cluster.
+//!
+//! A case with a `callback-answers.yaml` gets its own receiver on
+//! 127.0.0.1 (an ephemeral port), which answers each request with the next
+//! answer of the file and counts them; the run is created with its
+//! `callbackUrl` pointed at the receiver (same path), and the operator's
+//! guard allows 127.0.0.1 for that case only. The case fails if the
+//! receiver gets more requests than the file has answers, or a number other
+//! than the expected `callback.attempts`. No case connects anywhere else.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2e::subset::{differences, mismatches};
@@ -18,14 +27,16 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunSpec, JobTemplate};
-use job_template_run::merge::{self, Refusal};
+use job_template_run::merge::{self, CallbackSettings, Refusal, Settings};
 use job_template_run::reconciler::{self, Options, Scope};
-use jtr_test_kit::{Case, FILES};
+use jtr_test_kit::{AnswerWord, CallbackAnswer, Case, FILES};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,21 +58,11 @@ fn main() -> ExitCode {
             .into_iter()
             .map(|dir| {
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let answered = dir.join(FILES.callback_answers).exists();
                 let mut test = Test::new(name, move |env, namespace| replay(env, namespace, dir).boxed());
                 // An existing cluster runs a Job controller, which runs the Job and
                 // writes its status: only cases that end without a Job replay there.
                 if settings.kubeconfig.is_some() && dir_has_expected_job(&test.name) {
                     test.ignore = Some("its Job's status would come from the cluster's Job controller".into());
-                }
-                // A receiver that answers as the case says is the world's;
-                // the callbacks suite has one on the cluster.
-                if answered {
-                    test.ignore = Some(format!(
-                        "its receiver's answers ({}) are replayed in the pure tier; the callbacks suite covers \
-                         delivered, retried, rejected and gave up on the cluster",
-                        FILES.callback_answers
-                    ));
                 }
                 test
             })
@@ -122,7 +123,10 @@ enum Replayed {
 async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<Replayed, String> {
     let case = Case::load(&dir).map_err(|e| e.to_string())?;
     let client = env.client.clone();
-    let Some(run) = apply_inputs(&client, &namespace, &case).await? else {
+    // A case that says how the callback's receiver answers gets one of its own.
+    let receiver = if dir.join(FILES.callback_answers).exists() { Some(Receiver::start(&case).await?) } else { None };
+    let callback_url = receiver.as_ref().map(|receiver| receiver.url.clone());
+    let Some(run) = apply_inputs(&client, &namespace, &case, callback_url.as_deref()).await? else {
         release_refused(&client, &namespace, &case).await;
         return Ok(Replayed::RefusedAtAdmission);
     };
@@ -134,10 +138,16 @@ async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<R
         let spent = created.duration_until(now).unsigned_abs();
         options.settings.template_grace = options.settings.template_grace.saturating_sub(spent);
     }
+    if receiver.is_some() {
+        // Only this case's receiver is allowed past the guard; a case
+        // without one keeps the default guard (a loopback URL is refused).
+        options.callback.guard.allow = merge::AllowList::parse(&["127.0.0.1"]);
+        options.settings.callback = fixture_callback_settings();
+    }
     let operator = tokio::spawn(reconciler::run_with_client(client.clone(), options, async move {
         let _ = stopped.await;
     }));
-    let result = check(&client, &namespace, &case, &run).await;
+    let result = check(&client, &namespace, &case, &run, receiver.as_ref()).await;
     let _ = stop.send(());
     let drained = match tokio::time::timeout(TIMEOUT, operator).await {
         Ok(Ok(Ok(()))) => Ok(()),
@@ -146,7 +156,177 @@ async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<R
         Err(_) => Err(format!("the operator did not drain within {TIMEOUT:?} of its shutdown")),
     };
     let cleaned = release_holds(&client, &namespace, &case, &run).await;
+    // Counted once the operator has drained: no attempt can come after.
+    let received = match &receiver {
+        Some(receiver) => receiver.verdict(&case),
+        None => Ok(()),
+    };
+    let result = match (result, received) {
+        (Err(error), Err(count)) => Err(format!("{error}\nand {count}")),
+        (result, received) => result.and(received),
+    };
     result.and(drained).and(cleaned).map(|()| Replayed::OnTheCluster)
+}
+
+/// The callback settings of an answered case: the fixture world's
+/// (`Settings::default()`, as `fixtures_golden` replays; its attempt limit
+/// is the default `max_attempts`, which no case changes), with shorter
+/// delays and timeout. The world's clock jumps to each next attempt; a real
+/// one would wait out the backoff (297 s before the gave-up case's last
+/// attempt) and 10 s per `timeout` answer, far past [`TIMEOUT`]. None of the
+/// compared fields depend on these three: the final status's reason,
+/// attempts, lastStatusCode and message come from the answers in order and
+/// the attempt limit (a message says "did not answer within" the timeout
+/// only while Retrying, and the final status replaces it), `nextAttemptTime`
+/// is cleared by every final outcome, and the times an attempt sets are
+/// compared as "any timestamp" ([`any_callback_times`]).
+fn fixture_callback_settings() -> CallbackSettings {
+    CallbackSettings {
+        // A retry still waits for the next whole second (status times keep
+        // whole seconds): under 1.2 s, about 0.6 s on average.
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        // Long enough for an answer over loopback on a busy machine, short
+        // enough that 3 unanswered attempts take 6 s.
+        timeout: Duration::from_secs(2),
+        ..Settings::default().callback
+    }
+}
+
+// ---------------------------------------------------------------- receiver
+
+/// A case's callback receiver: HTTP/1.1 on 127.0.0.1 at an ephemeral port,
+/// answering the n-th request with the n-th answer of `callback-answers.yaml`
+/// (a status code, or `timeout`: nothing until the operator gives up on the
+/// attempt), and counting requests. Stops when dropped.
+struct Receiver {
+    /// The run's `callbackUrl`, pointed here with the fixture's path.
+    url: String,
+    path: String,
+    answers: usize,
+    /// The request line of every request, in order.
+    requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(case: &Case) -> Result<Self, String> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| format!("cannot start the callback receiver on 127.0.0.1: {e}"))?;
+        let address: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+        let fixture_url = case.run.spec.callback_url.as_deref().unwrap_or_default();
+        let path = path_of(fixture_url).to_owned();
+        let answers: Arc<[CallbackAnswer]> = case.callback_answers.clone().into();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let count = answers.len();
+        let task = tokio::spawn(async move {
+            // Dropped with the task: connections held open end with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.spawn(answer(stream, recorded.clone(), answers.clone()));
+            }
+        });
+        Ok(Self { url: format!("http://{address}{path}"), path, answers: count, requests, task })
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests held against the case: no more than it has answers,
+    /// each a POST to the fixture's path, and as many as its expected
+    /// `callback.attempts`.
+    fn verdict(&self, case: &Case) -> Result<(), String> {
+        let requests = self.requests();
+        let expected: Value = serde_norway::from_str(&case.expected_status).map_err(|e| e.to_string())?;
+        let attempts = expected.pointer("/callback/attempts").and_then(Value::as_u64).unwrap_or(0);
+        let got = requests.len();
+        if got > self.answers {
+            return Err(format!(
+                "the receiver got {got} request(s), but {} has only {} answer(s): {requests:?}",
+                FILES.callback_answers, self.answers
+            ));
+        }
+        if u64::try_from(got).ok() != Some(attempts) {
+            return Err(format!(
+                "the receiver got {got} request(s), but expected-status.yaml says callback.attempts: {attempts}: \
+                 {requests:?}"
+            ));
+        }
+        let wanted = format!("POST {} HTTP/1.1", self.path);
+        match requests.iter().find(|line| **line != wanted) {
+            Some(other) => Err(format!("the receiver got {other:?}, expected {wanted:?}")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The path (and query) of `url`, as the receiver's URL keeps it.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find(['/', '?', '#']) {
+        Some(at) if rest[at..].starts_with('/') => &rest[at..],
+        _ => "/",
+    }
+}
+
+/// Reads one request (head and body), records its request line, and answers
+/// it with the answer of its position; one past the answers gets a 500 (the
+/// case then fails on the count).
+async fn answer(mut stream: TcpStream, recorded: Arc<Mutex<Vec<String>>>, answers: Arc<[CallbackAnswer]>) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let length = head
+        .split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    // The whole body is read before answering: closing on unread bytes
+    // would reset the connection under the answer.
+    let mut body = buffer.len() - (head_end + 4);
+    while body < length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body += n,
+        }
+    }
+    let index = {
+        let Ok(mut all) = recorded.lock() else { return };
+        all.push(head.lines().next().unwrap_or_default().to_owned());
+        all.len() - 1
+    };
+    let code = match answers.get(index) {
+        Some(CallbackAnswer::Code(code)) => *code,
+        Some(CallbackAnswer::Word(AnswerWord::Timeout)) => {
+            // No answer: hold the connection until the operator's attempt
+            // times out and closes it (bounded, should it never).
+            let _ = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk)).await;
+            return;
+        }
+        None => 500,
+    };
+    let reply = format!("HTTP/1.1 {code} Fixture\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Creates the template, any existing Job and the run, as the case gives
@@ -155,7 +335,13 @@ async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<R
 /// run that exists) controls is created once that run has its new uid.
 /// `None`: the API server refused an input exactly as the case's
 /// `admission-refusal.yaml` says, and nothing after it was created.
-async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<Option<JobRun>, String> {
+/// `callback_url`: the case's receiver, which the run's callback goes to.
+async fn apply_inputs(
+    client: &Client,
+    namespace: &str,
+    case: &Case,
+    callback_url: Option<&str>,
+) -> Result<Option<JobRun>, String> {
     let post = PostParams::default();
     if let Some(template) = &case.template {
         let template = JobTemplate { metadata: fresh_meta(&template.metadata, namespace), ..template.clone() };
@@ -179,7 +365,10 @@ async fn apply_inputs(client: &Client, namespace: &str, case: &Case) -> Result<O
     let mut run_meta = fresh_meta(&case.run.metadata, namespace);
     run_meta.deletion_timestamp = None;
     run_meta.finalizers = deleting_run.then(|| vec![HOLD.to_owned()]);
-    let run = JobRun { metadata: run_meta, status: None, ..case.run.clone() };
+    let mut run = JobRun { metadata: run_meta, status: None, ..case.run.clone() };
+    if let Some(url) = callback_url {
+        run.spec.callback_url = Some(url.to_owned());
+    }
     let Some(run) = admitted(case, FILES.run, runs.create(&post, &run).await)? else {
         return Ok(None);
     };
@@ -369,7 +558,13 @@ fn fresh_meta(meta: &kube::api::ObjectMeta, namespace: &str) -> kube::api::Objec
     }
 }
 
-async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> Result<(), String> {
+async fn check(
+    client: &Client,
+    namespace: &str,
+    case: &Case,
+    run: &JobRun,
+    receiver: Option<&Receiver>,
+) -> Result<(), String> {
     let fixture_uid = case.run.uid().unwrap_or_default();
     let live_uid = run.uid().unwrap_or_default();
     let localize = |text: &str| -> Result<Value, String> {
@@ -407,12 +602,23 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
         }
     }
 
-    let expected_status: Value = serde_norway::from_str(&case.expected_status).map_err(|e| e.to_string())?;
+    // Messages name the callback's URL: the fixture's is the receiver's here.
+    let expected_status = match (receiver, case.run.spec.callback_url.as_deref()) {
+        (Some(receiver), Some(fixture_url)) => {
+            case.expected_status.replace(&merge::shown_url(fixture_url), &merge::shown_url(&receiver.url))
+        }
+        _ => case.expected_status.clone(),
+    };
+    let expected_status: Value = serde_norway::from_str(&expected_status).map_err(|e| e.to_string())?;
     let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
     wait::until(TIMEOUT, "the run's status to be exactly expected-status.yaml", || async {
         let live = runs.get(&run.name_any()).await.map_err(|e| e.to_string())?;
-        let actual = serde_json::to_value(live.status.unwrap_or_default()).map_err(|e| e.to_string())?;
-        let problems = differences(&expected_status, &actual, &is_clock);
+        let mut actual = serde_json::to_value(live.status.unwrap_or_default()).map_err(|e| e.to_string())?;
+        let mut expected = expected_status.clone();
+        if receiver.is_some() {
+            any_callback_times(&mut expected, &mut actual);
+        }
+        let problems = differences(&expected, &actual, &is_clock);
         if problems.is_empty() { Ok(()) } else { Err(format!("\n  {}", problems.join("\n  "))) }
     })
     .await?;
@@ -443,4 +649,42 @@ async fn check(client: &Client, namespace: &str, case: &Case, run: &JobRun) -> R
         }
     }
     Ok(())
+}
+
+/// Stands for "any timestamp" in an answered case's comparison.
+const ANY_TIME: &str = "<any timestamp>";
+
+/// Marks the times that a real attempt sets (the callback's
+/// `lastAttemptTime`, `deliveredTime` and `nextAttemptTime`, and the
+/// `CallbackDelivered` condition's `lastTransitionTime`) as [`ANY_TIME`]
+/// on both sides, where `expected` has the field and `actual` has a
+/// timestamp there; one that is missing, unexpected or not a timestamp is
+/// left to the exact comparison, which reports it. The world's clock jumps
+/// to each attempt and the cluster's does not, so these are the only times
+/// the replay cannot know; every other field stays exact.
+fn any_callback_times(expected: &mut Value, actual: &mut Value) {
+    let callback_delivered = |status: &Value| -> Option<String> {
+        let conditions = status.get("conditions")?.as_array()?;
+        let at = conditions.iter().position(|c| c.get("type") == Some(&json!(merge::CONDITION_CALLBACK_DELIVERED)))?;
+        Some(format!("/conditions/{at}/lastTransitionTime"))
+    };
+    let mut pairs: Vec<(String, String)> = ["lastAttemptTime", "deliveredTime", "nextAttemptTime"]
+        .iter()
+        .map(|field| (format!("/callback/{field}"), format!("/callback/{field}")))
+        .collect();
+    if let (Some(want), Some(have)) = (callback_delivered(expected), callback_delivered(actual)) {
+        pairs.push((want, have));
+    }
+    for (want, have) in pairs {
+        let is_time = actual
+            .pointer(&have)
+            .and_then(Value::as_str)
+            .is_some_and(|text| text.parse::<k8s_openapi::jiff::Timestamp>().is_ok());
+        if let (true, Some(slot)) = (is_time, expected.pointer_mut(&want))
+            && let Some(found) = actual.pointer_mut(&have)
+        {
+            *slot = json!(ANY_TIME);
+            *found = json!(ANY_TIME);
+        }
+    }
 }
