@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator against the cluster of the kubeconfig (or in-cluster).
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Remove the operator's finalizer from every Job it manages (the
     /// uninstall step: run it after scaling the operator to zero).
     ReleaseFinalizers {
@@ -75,6 +75,11 @@ pub struct ControllerArgs {
     /// up to a tenth of it, spread by run), so a missed change is noticed.
     #[arg(long, env = "JTR_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
+    /// Finished runs kept per template, namespace and outcome when the
+    /// template's runPolicy sets no history limit (the oldest are deleted).
+    /// Unset: all are kept.
+    #[arg(long, env = "JTR_DEFAULT_HISTORY_LIMIT")]
+    pub default_history_limit: Option<u32>,
     /// Reconciles at once, per watched namespace (or for all).
     #[arg(long, env = "JTR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
@@ -151,6 +156,7 @@ impl ControllerArgs {
         }
         options.settings.template_grace = Duration::from_secs(self.template_grace_seconds);
         options.settings.resync = Duration::from_secs(self.resync_seconds);
+        options.settings.history_limit = self.default_history_limit;
         options.concurrency = self.concurrency;
         options.callback_concurrency = self.callback_concurrency;
         options.settings.callback = merge::CallbackSettings {

@@ -50,6 +50,7 @@ fn merge_functions(c: &mut Criterion) {
             refusal: None,
             other_run_exists: case.situation.other_run_exists,
             attempt: None,
+            history: None,
             now,
         };
         group.bench_function("decide", |b| b.iter(|| merge::decide(black_box(&observed), black_box(&settings))));

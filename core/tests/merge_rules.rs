@@ -35,7 +35,17 @@ fn at(seconds: u64) -> Timestamp {
 /// What `decide` does for `run` on live data with no template: given its
 /// Job, if any, and the callback attempt just made, if any.
 fn decide_live(run: &JobRun, job: Option<&Job>, attempt: Option<&Attempt>, now: Timestamp) -> Step {
-    let seen = Observed { run, job, template: None, live: true, refusal: None, other_run_exists: false, attempt, now };
+    let seen = Observed {
+        run,
+        job,
+        template: None,
+        live: true,
+        refusal: None,
+        other_run_exists: false,
+        attempt,
+        history: None,
+        now,
+    };
     merge::decide(&seen, &Settings::default())
 }
 

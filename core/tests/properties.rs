@@ -297,7 +297,7 @@ proptest! {
     ) {
         let job = status.map(|status| job_at(&run, owner, deleting, held, status));
         let now = Timestamp::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(late)).expect("a time");
-        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, attempt: None, now };
+        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, attempt: None, history: None, now };
         match merge::decide(&seen, &Settings::default()) {
             Step::Create(new) => {
                 prop_assert!(job.is_none(), "a Job exists, yet the table creates one");
@@ -316,6 +316,9 @@ proptest! {
                 prop_assert!(run.spec.cancel == Some(true) && !merge::is_finished(&run), "suspends a Job it was not asked to stop");
             }
             Step::Deliver(_) => prop_assert!(merge::is_finished(&run), "an unfinished run delivers its callback"),
+            Step::Delete(_) | Step::ReadHistory | Step::Wake(..) => {
+                prop_assert!(merge::is_finished(&run), "retention acts on an unfinished run");
+            }
             Step::Done | Step::ReadLive | Step::Wait(_) => {}
         }
     }
@@ -394,6 +397,7 @@ impl FinishedRun {
             refusal: self.refusal.as_ref(),
             other_run_exists: self.other_run_exists,
             attempt: self.attempt.as_ref(),
+            history: None,
             now: self.now,
         }
     }
@@ -527,6 +531,9 @@ fn kind(step: &Step) -> &'static str {
         Step::Write(..) => "Write",
         Step::Wait(_) => "Wait",
         Step::Deliver(_) => "Deliver",
+        Step::ReadHistory => "ReadHistory",
+        Step::Delete(_) => "Delete",
+        Step::Wake(..) => "Wake",
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Context {
     pub sender: Arc<super::callback::Sender>,
     /// Callback attempts, made beside the reconciles.
     pub deliveries: super::deliveries::Deliveries,
+    /// Runs to reconcile soon (beyond a history limit), fed to the controller.
+    pub wakes: futures::channel::mpsc::UnboundedSender<ObjectRef<JobRun>>,
 }
 
 /// Whether reconciles may act: all caches have synced, and this replica

@@ -16,9 +16,11 @@ pub enum ReconcileError {
     ConflictVanished(String),
     #[error("cannot write the status of JobRun {name}: {source}")]
     WriteStatus { name: String, source: kube::Error },
-    #[error("cannot set the finalizer of Job {name}: {source}")]
+    #[error("cannot patch Job {name} (its finalizer, or suspend): {source}")]
     PatchJob { name: String, source: kube::Error },
-    #[error("Job {0} should have its finalizer set, but no Job was seen")]
+    #[error("cannot delete the finished JobRun {name}: {source}")]
+    DeleteRun { name: String, source: kube::Error },
+    #[error("Job {0} should be patched (finalizer or suspend), but no Job was seen")]
     NoJobToPatch(String),
     #[error("JobRun {0} needed more steps than one reconcile takes; trying again")]
     TooManySteps(String),
@@ -34,6 +36,7 @@ impl ReconcileError {
             Self::ConflictVanished(_) => "conflict_vanished",
             Self::WriteStatus { .. } => "write_status",
             Self::PatchJob { .. } => "patch_job",
+            Self::DeleteRun { .. } => "delete_run",
             Self::NoJobToPatch(_) => "no_job_to_patch",
             Self::TooManySteps(_) => "too_many_steps",
         }

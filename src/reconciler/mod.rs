@@ -269,6 +269,7 @@ where
     );
 
     let (synced_tx, synced) = watch::channel(false);
+    let (wakes_tx, wakes) = futures::channel::mpsc::unbounded::<kube::runtime::reflector::ObjectRef<JobRun>>();
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
@@ -282,6 +283,7 @@ where
         gate: Gate { synced: synced.clone(), leading: shared.leading.clone() },
         sender: shared.sender.clone(),
         deliveries: deliveries::Deliveries::new(shared.options.callback_concurrency),
+        wakes: wakes_tx,
     });
 
     // Jobs being deleted while they hold the operator's finalizer also go
@@ -333,6 +335,7 @@ where
         .owns_stream(job_events.touched_objects())
         .watches_stream(template_events.touched_objects(), template_wakes)
         .reconcile_all_on(leadership_gained)
+        .reconcile_on(wakes)
         .graceful_shutdown_on(stopped);
     // Until all three caches have synced, every reconcile and janitor step
     // waits at the gate, having done nothing, and kube's runner (which holds

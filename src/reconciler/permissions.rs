@@ -13,8 +13,9 @@ pub struct Permission {
 /// The operator's permissions, without the optional callback Secrets.
 pub const PERMISSIONS: &[Permission] = &[
     // The Controller lists and watches runs; status is replaced through the
-    // subresource, conditional on the run's resourceVersion.
-    Permission { api_group: "cellbytes.io", resource: "jobruns", verbs: &["get", "list", "watch"] },
+    // subresource, conditional on the run's resourceVersion; a finished run
+    // past its TTL or beyond its template's history limit is deleted.
+    Permission { api_group: "cellbytes.io", resource: "jobruns", verbs: &["get", "list", "watch", "delete"] },
     Permission { api_group: "cellbytes.io", resource: "jobruns/status", verbs: &["update"] },
     // Templates are cached; a cache miss makes one GET.
     Permission { api_group: "cellbytes.io", resource: "jobtemplates", verbs: &["get", "list", "watch"] },

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -20,8 +21,8 @@ use super::deliveries::Deliveries;
 use super::error::ReconcileError;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 use crate::merge::{
-    self, Attempt, Cached, CallbackState, Created, Delivery, DriveError, Effects, FINALIZER, Live, Next, Refusal, Step,
-    Written,
+    self, Attempt, Cached, CallbackState, Created, Deletion, DeletionReason, Delivery, DriveError, Effects, FINALIZER,
+    Live, Next, Refusal, Step, Written,
 };
 
 /// The field manager of the operator's writes.
@@ -166,6 +167,27 @@ impl Effects for Kube {
         set_finalizer(job, &self.jobs, protect).await
     }
 
+    fn history(&mut self, run: &JobRun) -> Vec<Arc<JobRun>> {
+        let namespace = run.namespace();
+        self.ctx
+            .runs
+            .state()
+            .into_iter()
+            .filter(|other| other.namespace() == namespace && other.spec.template_ref == run.spec.template_ref)
+            .collect()
+    }
+
+    async fn delete(&mut self, run: &JobRun, deletion: &Deletion) -> Result<(), ReconcileError> {
+        delete_run(run, deletion, &self.runs, &self.ctx).await
+    }
+
+    fn wake(&mut self, run: &JobRun, names: &[String]) {
+        let namespace = run.namespace().unwrap_or_default();
+        for name in names {
+            let _ = self.ctx.wakes.unbounded_send(ObjectRef::new(name).within(&namespace));
+        }
+    }
+
     async fn suspend(&mut self, job: &Job) -> Result<(), ReconcileError> {
         suspend(job, &self.jobs).await
     }
@@ -235,6 +257,51 @@ pub async fn set_finalizer(job: &Job, jobs: &Api<Job>, protect: bool) -> Result<
         // The Job is already gone: nothing to hold or let go.
         Err(kube::Error::Api(answer)) if answer.code == 404 => Ok(()),
         Err(source) => Err(ReconcileError::PatchJob { name, source }),
+    }
+}
+
+/// Deletes a finished run (its Job goes with it, through its
+/// ownerReference), on the condition that it is still the run of this uid;
+/// a history deletion leaves an Event on the template.
+async fn delete_run(
+    run: &JobRun,
+    deletion: &Deletion,
+    runs: &Api<JobRun>,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = run.name_any();
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: run.uid(), resource_version: None }),
+        ..DeleteParams::background()
+    };
+    match runs.delete(&name, &params).await {
+        Ok(_) => {
+            ctx.metrics.run_deleted(deletion.reason.as_str());
+            info!(jobrun = %name, reason = deletion.reason.as_str(), message = %deletion.message, "deleted a finished JobRun");
+            if deletion.reason == DeletionReason::History {
+                let template = ObjectReference {
+                    api_version: Some(JobTemplate::api_version(&()).into_owned()),
+                    kind: Some(JobTemplate::kind(&()).into_owned()),
+                    name: Some(run.spec.template_ref.clone()),
+                    namespace: run.namespace(),
+                    ..ObjectReference::default()
+                };
+                let event = Event {
+                    type_: EventType::Normal,
+                    reason: "RunDeleted".into(),
+                    note: Some(merge::cut_note(&format!("deleted JobRun {name}: {}", deletion.message))),
+                    action: "Retention".into(),
+                    secondary: Some(run.object_ref(&())),
+                };
+                if let Err(error) = ctx.recorder.publish(&event, &template).await {
+                    warn!(jobtemplate = %run.spec.template_ref, %error, "cannot record event");
+                }
+            }
+            Ok(())
+        }
+        // Gone already, or another run of that name now: nothing to delete.
+        Err(kube::Error::Api(answer)) if answer.code == 404 || answer.code == 409 => Ok(()),
+        Err(source) => Err(ReconcileError::DeleteRun { name, source }),
     }
 }
 

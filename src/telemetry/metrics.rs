@@ -40,6 +40,7 @@ pub struct Metrics {
     callback_outcomes: Family<OutcomeLabel, Counter>,
     callback_latency: Histogram,
     status_conflicts: Counter,
+    runs_deleted: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -85,6 +86,12 @@ impl Default for Metrics {
             "Status writes refused with 409 (the run changed since it was read); redone on the newer run",
             status_conflicts.clone(),
         );
+        let runs_deleted = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "runs_deleted",
+            "Finished JobRuns the operator deleted, by reason (Ttl, History)",
+            runs_deleted.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -96,6 +103,7 @@ impl Default for Metrics {
             callback_outcomes,
             callback_latency,
             status_conflicts,
+            runs_deleted,
         }
     }
 }
@@ -126,6 +134,11 @@ impl Metrics {
     /// Counts a status write that met a newer run (409).
     pub fn status_conflict(&self) {
         self.status_conflicts.inc();
+    }
+
+    /// Counts a finished run deleted by its TTL or its template's history.
+    pub fn run_deleted(&self, reason: &str) {
+        self.runs_deleted.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
     }
 
     pub fn job_created(&self) {

@@ -79,10 +79,11 @@ on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
 */}}
 {{- define "job-template-run.rules" -}}
 # The controller lists and watches runs; status is replaced through the
-# subresource, conditional on the run's resourceVersion.
+# subresource, conditional on the run's resourceVersion; a finished run past
+# its TTL or beyond its template's history limit is deleted.
 - apiGroups: ["cellbytes.io"]
   resources: ["jobruns"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["cellbytes.io"]
   resources: ["jobruns/status"]
   verbs: ["update"]
@@ -91,7 +92,8 @@ on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
   resources: ["jobtemplates"]
   verbs: ["get", "list", "watch"]
 # Owned Jobs are cached; create, a GET after a 409 or before a failure, and
-# patch to set or remove the operator's finalizer.
+# patch to set or remove the operator's finalizer and to suspend a cancelled
+# run's Job.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]

@@ -24,8 +24,15 @@ const OVERRIDES_SIZE_MESSAGE: &str =
 
 /// Every field of the spec but `cancel`, which the immutability rule holds
 /// equal to the old object's (a test holds this list to the schema).
-const IMMUTABLE_FIELDS: [&str; 6] =
-    ["templateRef", "command", "args", "callbackUrl", "callbackToken", "callbackTokenSecretRef"];
+const IMMUTABLE_FIELDS: [&str; 7] = [
+    "templateRef",
+    "command",
+    "args",
+    "callbackUrl",
+    "callbackToken",
+    "callbackTokenSecretRef",
+    "ttlSecondsAfterFinished",
+];
 
 /// For each of [`IMMUTABLE_FIELDS`]: set in both and equal, or unset in
 /// both. (The optional form `self.?f == oldSelf.?f` says the same, but the
@@ -115,6 +122,16 @@ pub struct JobRunSpec {
     /// `callbacks.secretTokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_token_secret_ref: Option<CallbackTokenSecretRef>,
+
+    /// Seconds after the run finished (and its callback, if any, was
+    /// delivered or gave up) when the operator deletes it, and with it its
+    /// Job. Overrides the template's `runPolicy.ttlSecondsAfterFinished`;
+    /// unset, the template's applies. (The Job's own
+    /// `ttlSecondsAfterFinished` deletes only the Job: the run keeps its
+    /// record.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
 
     /// Set to `true` to stop the run and keep its record: the operator
     /// suspends its Job (the Job controller terminates the pods with their

@@ -51,6 +51,26 @@ pub struct JobTemplateSpec(pub JobSpec);
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunPolicy {
+    /// Seconds after a run of this template finished (and its callback, if
+    /// any, was delivered or gave up) when the run is deleted, and with it
+    /// its Job. A run's own `spec.ttlSecondsAfterFinished` overrides it.
+    /// Unset: runs are kept (unless a history limit deletes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// Keep at most this many `Succeeded` runs of this template in its
+    /// namespace, deleting the oldest first (CronJob's
+    /// `successfulJobsHistoryLimit`). Unset: the operator's
+    /// `--default-history-limit`, if any; else all are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub successful_runs_history_limit: Option<i32>,
+    /// Keep at most this many `Failed` runs of this template in its
+    /// namespace, deleting the oldest first (CronJob's
+    /// `failedJobsHistoryLimit`). Unset: as for successful runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failed_runs_history_limit: Option<i32>,
     /// Labels and annotations put on the metadata of each run's Job (not
     /// only on its pods), for tools that read the Job itself: Kueue's
     /// `kueue.x-k8s.io/queue-name`, cost allocation. The operator's own

@@ -6,7 +6,12 @@
 //! |--------------------------------------------------|-------------------------------------------------|
 //! | finished, with a callback to deliver             | deliver it (see `callback.rs`), Job kept        |
 //! | finished, cancelled after it finished            | record the generation once (an Event says so)   |
-//! | finished, or being deleted                       | release its Job's finalizer, else nothing, ever |
+//! | finished, or being deleted, its Job held         | release its Job's finalizer                     |
+//! | finished, past its TTL                           | delete the run (its Job goes with it)           |
+//! | finished, beyond its template's history limit    | delete the run                                  |
+//! | finished, the newest of a history over the limit | wake the runs beyond it (they delete themselves)|
+//! | finished, with a TTL to come                     | wait for it                                     |
+//! | finished, or being deleted                       | nothing, ever                                   |
 //! | cancelled, its Job unfinished and not suspended  | suspend the Job (its pods are terminated)       |
 //! | cancelled, its suspended Job's pods still there  | mirror it, `Finished=False/Cancelling`          |
 //! | cancelled, its Job's pods gone (or no Job, live) | `Failed/Cancelled` with the Job's last counts   |
@@ -25,6 +30,7 @@
 //! An unfinished run is looked at again every resync period (with a jitter
 //! from its uid), so a change that no watch event reported is noticed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
@@ -38,6 +44,7 @@ use super::callback::{
 use super::failure::{Failure, FailureReason, Refusal};
 use super::ownership::is_controlled_by;
 use super::render::{FINALIZER, render};
+use super::retention::{Deletion, DeletionReason, finished_at, history_limit, place, ttl};
 use super::status::{
     CONDITION_FINISHED, failed, failed_from, is_finished, job_finished, job_name_for, status, waiting,
 };
@@ -59,6 +66,9 @@ pub struct Settings {
     pub previous_job_retry: Duration,
     /// Callback delivery limits.
     pub callback: CallbackSettings,
+    /// Finished runs kept per template and outcome when the template sets
+    /// no history limit; `None` keeps them all.
+    pub history_limit: Option<u32>,
 }
 
 impl Default for Settings {
@@ -68,6 +78,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             previous_job_retry: Duration::from_secs(2),
             callback: CallbackSettings::default(),
+            history_limit: None,
         }
     }
 }
@@ -91,6 +102,9 @@ pub struct Observed<'a> {
     pub other_run_exists: bool,
     /// What this reconcile's callback attempt came to, once it was made.
     pub attempt: Option<&'a Attempt>,
+    /// The runs of the run's namespace that name its template, from the
+    /// cache, once read ([`Step::ReadHistory`]).
+    pub history: Option<&'a [Arc<JobRun>]>,
     pub now: Timestamp,
 }
 
@@ -122,6 +136,15 @@ pub enum Step {
     Wait(Next),
     /// POST the run's callback once; decide again with what it came to.
     Deliver(Box<Delivery>),
+    /// Read the runs of the run's template from the cache (for its history
+    /// limit), and decide again.
+    ReadHistory,
+    /// Delete the run (with a precondition on its uid); its Job goes with
+    /// it through its ownerReference.
+    Delete(Box<Deletion>),
+    /// Reconcile these runs of the namespace soon (they fell beyond the
+    /// history limit and delete themselves); then come back as `Next` says.
+    Wake(Vec<String>, Next),
 }
 
 /// When to reconcile the run again, besides on any change.
@@ -161,7 +184,10 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
         return Step::Write(Box::new(status), Next::Change);
     }
     if is_finished(run) || deleting {
-        return if ours.is_some_and(holds_finalizer) { Step::Release } else { Step::Done };
+        if ours.is_some_and(holds_finalizer) {
+            return Step::Release;
+        }
+        return if deleting { Step::Done } else { retention(seen, settings) };
     }
     let resync = Next::After(resync_delay(run, settings));
     if let Some(job) = ours {
@@ -263,6 +289,46 @@ fn deliver(seen: &Observed<'_>, settings: &Settings) -> Step {
         return Step::ReadLive;
     }
     delivery(run).map_or(Step::Done, |delivery| Step::Deliver(Box::new(delivery)))
+}
+
+/// A finished run whose Job is let go: delete it once its TTL has passed
+/// or newer runs fill its template's history, wake the runs that fell
+/// beyond the history when it is the newest, wait for a TTL to come.
+fn retention(seen: &Observed<'_>, settings: &Settings) -> Step {
+    let run = seen.run;
+    let Some(finished) = finished_at(run) else { return Step::Done };
+    let mut then = Next::Change;
+    if let Some(ttl) = ttl(run, seen.template) {
+        let due = finished.checked_add(ttl).unwrap_or(finished);
+        if seen.now >= due {
+            let message = format!(
+                "finished {}s ago; ttlSecondsAfterFinished is {}s",
+                seen.now.duration_since(finished).as_secs(),
+                ttl.as_secs()
+            );
+            return Step::Delete(Box::new(Deletion { reason: DeletionReason::Ttl, message }));
+        }
+        then = Next::After(seen.now.duration_until(due).unsigned_abs());
+    }
+    // Nothing to come: the run is done for good.
+    let idle = |then: Next| if then == Next::Change { Step::Done } else { Step::Wait(then) };
+    let Some((limit, field)) = history_limit(run, seen.template, settings.history_limit) else {
+        return idle(then);
+    };
+    let Some(history) = seen.history else { return Step::ReadHistory };
+    let (newer, older) = place(run, history);
+    let kept = usize::try_from(limit).unwrap_or(usize::MAX);
+    if newer >= kept {
+        let phase = run.status.as_ref().and_then(|s| s.phase).map_or("finished", |p| p.as_str());
+        let message = format!(
+            "{newer} newer {phase} runs of JobTemplate {:?} are kept ({field}: {limit})",
+            run.spec.template_ref
+        );
+        return Step::Delete(Box::new(Deletion { reason: DeletionReason::History, message }));
+    }
+    let beyond: Vec<String> =
+        if newer == 0 { older.iter().skip(kept.saturating_sub(1)).map(|r| r.name_any()).collect() } else { Vec::new() };
+    if beyond.is_empty() { idle(then) } else { Step::Wake(beyond, then) }
 }
 
 /// True when the run's `spec.cancel` is set.
@@ -402,6 +468,7 @@ mod tests {
             refusal: None,
             other_run_exists: false,
             attempt,
+            history: None,
             now: Timestamp::from_second(now).expect("a time"),
         }
     }

@@ -18,6 +18,9 @@
 //! | `ReadLive`   | read run, Job, template (other run)  | decide again; a gone run ends     |
 //! | `Create(j)`  | create `j`                           | created: end, after the resync (the Job's event comes first); exists or refused: decide again |
 //! | `Deliver(d)` | hand `d` over to the delivery worker | end: after the resync (the outcome comes back as a reconcile of its own) |
+//! | `ReadHistory`| read the template's runs (cache)     | decide again                      |
+//! | `Delete(d)`  | delete the run (uid precondition)    | end: on change (it is gone)       |
+//! | `Wake(r, n)` | queue reconciles of runs `r`         | end: `n`                          |
 //!
 //! A callback attempt is never made inside a reconcile: the worker makes
 //! it, beside the reconciles, and records its outcome by driving a
@@ -32,6 +35,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::callback::{Attempt, Delivery};
 use super::decide::{Next, Observed, Settings, Step, decide, resync_delay};
 use super::failure::Refusal;
+use super::retention::Deletion;
 use super::status::job_name_for;
 use crate::crd::{JobRun, JobRunStatus, JobTemplate};
 
@@ -105,6 +109,17 @@ pub trait Effects {
     /// Adds (`protect`) or removes the operator's finalizer on `job`.
     fn set_finalizer(&mut self, job: &Job, protect: bool) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// The runs of the run's namespace that name its template, as the cache
+    /// holds them (for its history limit).
+    fn history(&mut self, run: &JobRun) -> Vec<Arc<JobRun>>;
+
+    /// Deletes the run, on the condition that it is still the one of this
+    /// uid; a run already gone is no error.
+    fn delete(&mut self, run: &JobRun, deletion: &Deletion) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Queues reconciles of these runs of the run's namespace.
+    fn wake(&mut self, run: &JobRun, names: &[String]);
+
     /// Sets `suspend: true` on `job` (a cancelled run's).
     fn suspend(&mut self, job: &Job) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -149,6 +164,7 @@ pub async fn drive<E: Effects>(
         live: false,
         refusal: None,
         attempt: cached.attempt,
+        history: None,
     };
     for _ in 0..MAX_STEPS {
         let observed = Observed {
@@ -159,6 +175,7 @@ pub async fn drive<E: Effects>(
             refusal: seen.refusal.as_ref(),
             other_run_exists: seen.other_run_exists,
             attempt: seen.attempt.as_ref(),
+            history: seen.history.as_deref(),
             now: effects.now(),
         };
         let step = decide(&observed, settings);
@@ -184,6 +201,15 @@ pub async fn drive<E: Effects>(
                 effects.set_finalizer(job, step == Step::Protect).await.map_err(DriveError::Effect)?;
                 return Ok(Next::Change);
             }
+            Step::ReadHistory => seen.history = Some(effects.history(&seen.run)),
+            Step::Delete(deletion) => {
+                effects.delete(&seen.run, &deletion).await.map_err(DriveError::Effect)?;
+                return Ok(Next::Change);
+            }
+            Step::Wake(names, next) => {
+                effects.wake(&seen.run, &names);
+                return Ok(next);
+            }
             Step::Suspend => {
                 let job = seen.job.as_deref().ok_or_else(|| DriveError::NoJobToPatch(job_name_for(&seen.run)))?;
                 effects.suspend(job).await.map_err(DriveError::Effect)?;
@@ -201,6 +227,7 @@ pub async fn drive<E: Effects>(
                     live: true,
                     refusal: None,
                     attempt: None,
+                    history: None,
                 };
             }
             Step::Deliver(delivery) => {
@@ -230,4 +257,5 @@ struct Seen {
     live: bool,
     refusal: Option<Refusal>,
     attempt: Option<Attempt>,
+    history: Option<Vec<Arc<JobRun>>>,
 }

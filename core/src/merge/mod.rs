@@ -14,6 +14,7 @@ mod names;
 mod notes;
 mod ownership;
 mod render;
+mod retention;
 mod status;
 
 pub use cache::{prune_job, prune_metadata, prune_run, prune_template};
@@ -35,6 +36,7 @@ pub use render::{
     ANNOTATION_RUN_NAME, ANNOTATION_TEMPLATE_GENERATION, FINALIZER, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE,
     MANAGER, RenderError, render,
 };
+pub use retention::{Deletion, DeletionReason, finished_at};
 pub use status::{CONDITION_FINISHED, failed, is_finished, job_name_for, status};
 
 /// A stable spread of `seed` over `0..1000`, the same on every replica and
