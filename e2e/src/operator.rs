@@ -63,16 +63,7 @@ impl OperatorProcess {
     /// series name with its labels, e.g. `x_total{reason="y"}`); 0 while it
     /// is not exposed yet.
     pub fn metric(&self, series: &str) -> Result<f64, String> {
-        let (code, text) = http_get(&self.endpoint, "/metrics")?;
-        if code != 200 {
-            return Err(format!("/metrics answered {code}"));
-        }
-        Ok(text
-            .lines()
-            .find(|line| line.split(' ').next() == Some(series))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0))
+        metric(&self.endpoint, series)
     }
 
     /// The process id, e.g. to read its memory from `/proc/<pid>/status`.
@@ -130,7 +121,23 @@ impl Drop for OperatorProcess {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// One series of the metrics an operator serves at `endpoint`
+/// (`http://127.0.0.1:<port>`); 0 when not exposed yet.
+pub fn metric(endpoint: &str, series: &str) -> Result<f64, String> {
+    let (code, text) = http_get(endpoint, "/metrics")?;
+    if code != 200 {
+        return Err(format!("/metrics answered {code}"));
+    }
+    Ok(text
+        .lines()
+        .find(|line| line.split(' ').next() == Some(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }

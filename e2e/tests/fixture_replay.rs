@@ -26,12 +26,14 @@ use e2e::subset::{differences, mismatches};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
-use job_template_run::crd::{JobRun, JobRunSpec, JobTemplate};
+use job_template_run::crd::{JobRun, JobRunSpec, JobRunStatus, JobTemplate};
 use job_template_run::merge::{self, CallbackSettings, Refusal, Settings};
 use job_template_run::reconciler::{self, Options, Scope};
 use jtr_test_kit::{AnswerWord, CallbackAnswer, Case, FILES};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -126,12 +128,15 @@ async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<R
     // A case that says how the callback's receiver answers gets one of its own.
     let receiver = if dir.join(FILES.callback_answers).exists() { Some(Receiver::start(&case).await?) } else { None };
     let callback_url = receiver.as_ref().map(|receiver| receiver.url.clone());
-    let Some(run) = apply_inputs(&client, &namespace, &case, callback_url.as_deref()).await? else {
+    let shift = clock_shift(&case);
+    let Some(run) = apply_inputs(&client, &namespace, &case, callback_url.as_deref(), shift).await? else {
         release_refused(&client, &namespace, &case).await;
         return Ok(Replayed::RefusedAtAdmission);
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut options = Options::new(Scope::Namespaces(vec![namespace.clone()]), ([127, 0, 0, 1], 0).into());
+    let port = e2e::operator::free_port()?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut options = Options::new(Scope::Namespaces(vec![namespace.clone()]), ([127, 0, 0, 1], port).into());
     // The case's clock: time already spent waiting counts against the grace period.
     let created = case.run.metadata.creation_timestamp.as_ref().map(|t| t.0);
     if let (Some(now), Some(created)) = (case.situation.now, created) {
@@ -147,7 +152,10 @@ async fn replay_case(env: Arc<Env>, namespace: String, dir: PathBuf) -> Result<R
     let operator = tokio::spawn(reconciler::run_with_client(client.clone(), options, async move {
         let _ = stopped.await;
     }));
-    let result = check(&client, &namespace, &case, &run, receiver.as_ref()).await;
+    let mut result = check(&client, &namespace, &case, &run, receiver.as_ref(), shift).await;
+    if result.is_ok() {
+        result = settled(&client, &namespace, &case, &run, &endpoint).await;
+    }
     let _ = stop.send(());
     let drained = match tokio::time::timeout(TIMEOUT, operator).await {
         Ok(Ok(Ok(()))) => Ok(()),
@@ -341,6 +349,7 @@ async fn apply_inputs(
     namespace: &str,
     case: &Case,
     callback_url: Option<&str>,
+    shift: SignedDuration,
 ) -> Result<Option<JobRun>, String> {
     let post = PostParams::default();
     if let Some(template) = &case.template {
@@ -369,15 +378,29 @@ async fn apply_inputs(
     if let Some(url) = callback_url {
         run.spec.callback_url = Some(url.to_owned());
     }
+    // A run cancelled after it finished (its generation says the spec
+    // changed once): created uncancelled, finished, then cancelled.
+    let cancelled_later = case.run.metadata.generation > Some(1) && case.run.spec.cancel == Some(true);
+    if cancelled_later {
+        run.spec.cancel = None;
+    }
+    for other in &case.other_runs {
+        let other_run = JobRun { metadata: fresh_meta(&other.metadata, namespace), status: None, ..other.clone() };
+        let created = runs.create(&post, &other_run).await.map_err(|e| format!("create other run: {e}"))?;
+        write_status(&runs, &created.name_any(), other.status.as_ref(), shift).await?;
+    }
     let Some(run) = admitted(case, FILES.run, runs.create(&post, &run).await)? else {
         return Ok(None);
     };
-    let run = match &case.run.status {
-        Some(status) => runs
-            .patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-            .await
-            .map_err(|e| format!("write the run's status: {e}"))?,
+    let run = match write_status(&runs, &run.name_any(), case.run.status.as_ref(), shift).await? {
+        Some(written) => written,
         None => run,
+    };
+    let run = if cancelled_later {
+        let cancel = Patch::Merge(json!({ "spec": { "cancel": true } }));
+        runs.patch(&run.name_any(), &PatchParams::default(), &cancel).await.map_err(|e| format!("cancel: {e}"))?
+    } else {
+        run
     };
     if let Some(existing) = &case.existing_job
         && !create_existing_job(client, namespace, case, existing, &run).await?
@@ -388,6 +411,85 @@ async fn apply_inputs(
         runs.delete(&run.name_any(), &DeleteParams::background()).await.map_err(|e| format!("delete run: {e}"))?;
     }
     Ok(Some(run))
+}
+
+/// Once the operator has finished a reconcile of each of the case's runs,
+/// a run that its steps do not delete still exists (a TTL still to come
+/// is not a deletion now): the status check alone passes before the first
+/// reconcile.
+async fn settled(client: &Client, namespace: &str, case: &Case, run: &JobRun, endpoint: &str) -> Result<(), String> {
+    let runs = (1 + case.other_runs.len()) as f64;
+    wait::until(TIMEOUT, "the operator to finish a reconcile of each run", || async {
+        let endpoint = endpoint.to_owned();
+        let done = tokio::task::spawn_blocking(move || {
+            e2e::operator::metric(&endpoint, "job_template_run_reconcile_duration_seconds_count")
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if done >= runs { Ok(()) } else { Err(format!("{done} reconciles done")) }
+    })
+    .await?;
+    let deleted = case.expected_steps.as_deref().is_some_and(|steps| steps.contains("delete the run"));
+    let exists = Api::<JobRun>::namespaced(client.clone(), namespace)
+        .get_opt(&run.name_any())
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some_and(|live| live.uid() == run.uid());
+    match (deleted, exists) {
+        (false, false) => Err("the operator deleted the run, which its steps do not".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a run's status as the case gives it, its times moved by `shift`.
+async fn write_status(
+    runs: &Api<JobRun>,
+    name: &str,
+    status: Option<&JobRunStatus>,
+    shift: SignedDuration,
+) -> Result<Option<JobRun>, String> {
+    let Some(status) = status else { return Ok(None) };
+    let mut status = serde_json::to_value(status).map_err(|e| e.to_string())?;
+    shift_times(&mut status, shift);
+    runs.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .await
+        .map(Some)
+        .map_err(|e| format!("write the status of run {name}: {e}"))
+}
+
+/// How far the case's clock is from the cluster's, for a case whose run
+/// has finished at a time `situation.now` is measured from (its TTL counts
+/// from that finish): the case's times are moved by this much on the way in
+/// and back on the way out. Zero for every other case.
+fn clock_shift(case: &Case) -> SignedDuration {
+    let finished = case.run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_final());
+    match case.situation.now.filter(|_| finished) {
+        Some(now) => {
+            let real = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(now);
+            now.duration_until(real)
+        }
+        None => SignedDuration::ZERO,
+    }
+}
+
+/// Moves every timestamp in `value` by `shift`.
+fn shift_times(value: &mut Value, shift: SignedDuration) {
+    if shift.is_zero() {
+        return;
+    }
+    match value {
+        Value::String(text) => {
+            if let Ok(at) = text.parse::<Timestamp>()
+                && let Ok(moved) = at.checked_add(shift)
+                && let Ok(Value::String(moved)) = serde_json::to_value(Time(moved))
+            {
+                *text = moved;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| shift_times(item, shift)),
+        Value::Object(map) => map.values_mut().for_each(|item| shift_times(item, shift)),
+        _ => {}
+    }
 }
 
 /// The case's existing Job: owned by this run (its uid), by another run
@@ -564,6 +666,7 @@ async fn check(
     case: &Case,
     run: &JobRun,
     receiver: Option<&Receiver>,
+    shift: SignedDuration,
 ) -> Result<(), String> {
     let fixture_uid = case.run.uid().unwrap_or_default();
     let live_uid = run.uid().unwrap_or_default();
@@ -611,9 +714,21 @@ async fn check(
     };
     let expected_status: Value = serde_norway::from_str(&expected_status).map_err(|e| e.to_string())?;
     let runs = Api::<JobRun>::namespaced(client.clone(), namespace);
+    let steps = case.expected_steps.clone().unwrap_or_default();
+    // A run the operator deletes is gone: that is its outcome.
+    if steps.contains("delete the run") {
+        return wait::until(TIMEOUT, "the operator to delete the run", || async {
+            match runs.get_opt(&run.name_any()).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(left) => Err(format!("still there, status {:?}", left.status)),
+            }
+        })
+        .await;
+    }
     wait::until(TIMEOUT, "the run's status to be exactly expected-status.yaml", || async {
         let live = runs.get(&run.name_any()).await.map_err(|e| e.to_string())?;
         let mut actual = serde_json::to_value(live.status.unwrap_or_default()).map_err(|e| e.to_string())?;
+        shift_times(&mut actual, -shift);
         let mut expected = expected_status.clone();
         if receiver.is_some() {
             any_callback_times(&mut expected, &mut actual);
@@ -623,8 +738,15 @@ async fn check(
     })
     .await?;
 
-    // The steps that act on the Job show on it: its finalizer set or gone.
-    let steps = case.expected_steps.clone().unwrap_or_default();
+    // The steps that act on the Job show on it: its finalizer set or gone, suspended.
+    if steps.contains("suspend the Job") {
+        wait::until(TIMEOUT, "the Job to be suspended", || async {
+            let job = jobs.get_opt(&job_name).await.map_err(|e| e.to_string())?;
+            let suspend = job.as_ref().and_then(|j| j.spec.as_ref()).and_then(|spec| spec.suspend);
+            if suspend == Some(true) { Ok(()) } else { Err(format!("suspend is {suspend:?}")) }
+        })
+        .await?;
+    }
     for (step, held) in [("protect the Job", true), ("release the Job", false)] {
         if steps.contains(step) {
             wait::until(TIMEOUT, &format!("the Job's finalizer after \"{step}\""), || async {
