@@ -19,7 +19,7 @@ use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
 use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobRunStatus, Phase};
-use job_template_run::merge::LABEL_CALLBACK_TOKEN;
+use job_template_run::merge::{self, LABEL_CALLBACK_TOKEN};
 use job_template_run::reconciler::signature;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Secret;
@@ -75,6 +75,13 @@ fn main() -> ExitCode {
             ),
             Test::new("the_same_secret_once_labelled_is_delivered_exactly_once_with_its_bearer_token", |e, ns| {
                 labelled(e, ns).boxed()
+            }),
+            Test::new(
+                "a_run_with_a_two_second_ttl_is_deleted_with_its_job_after_its_callback_within_ten_seconds_of_its_finish",
+                |e, ns| run_ttl(e, ns).boxed(),
+            ),
+            Test::new("a_run_cancelled_while_its_pod_waits_sends_one_callback_failed_cancelled", |e, ns| {
+                cancelled(e, ns).boxed()
             }),
             Test::new(
                 "forty_hanging_receivers_never_delay_the_jobs_of_runs_without_callbacks_and_each_times_out_and_retries",
@@ -945,4 +952,66 @@ async fn crowd(env: Arc<Env>, name: String) -> Result<(), String> {
     ensure(operator.metric("job_template_run_callback_attempts_total{result=\"timeout\"}")? >= 80.0, || {
         "fewer than 80 attempts counted as timeouts".into()
     })
+}
+
+/// `spec.ttlSecondsAfterFinished: 2` with a callback: the receiver gets the
+/// callback first, then the run and (through its ownerReference) its Job
+/// are deleted, within 10 s of the finish.
+async fn run_ttl(env: Arc<Env>, name: String) -> Result<(), String> {
+    let operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let ns = Ns { client: env.client.clone(), name };
+    let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
+    ns.echo_template(json!({})).await?;
+    ns.callback_run("brief", "echo", json!({ "callbackUrl": receiver.url("/done"), "ttlSecondsAfterFinished": 2 }))
+        .await?;
+    let status = ns.wait_callback("brief", "Delivered").await?;
+    let finished = merge::finished_at(&JobRun { status: Some(status), ..JobRun::new("brief", Default::default()) })
+        .ok_or("the delivered run has no finish time")?;
+    wait::until(TIMEOUT, "the run to be deleted", || async {
+        match ns.runs().get_opt("brief").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_owned()),
+        }
+    })
+    .await?;
+    let gone = k8s_openapi::jiff::Timestamp::now();
+    let lag = finished.duration_until(gone);
+    eprintln!("ttl: the run was gone {lag:?} after its finish (TTL 2 s)");
+    ensure(lag <= k8s_openapi::jiff::SignedDuration::from_secs(10), || format!("gone {lag:?} after the finish"))?;
+    let requests = receiver.requests();
+    ensure(requests.len() == 1, || format!("{} callback requests", requests.len()))?;
+    let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+    wait::until(TIMEOUT, "the Job to follow its run", || async {
+        match jobs.get_opt("brief").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_owned()),
+        }
+    })
+    .await?;
+    let deleted = operator.metric("job_template_run_runs_deleted_total{reason=\"Ttl\"}")?;
+    ensure(deleted == 1.0, || format!("runs_deleted_total{{Ttl}} is {deleted}"))
+}
+
+/// Cancel with a callback: one request, `status: Failed`, `reason: Cancelled`.
+async fn cancelled(env: Arc<Env>, name: String) -> Result<(), String> {
+    let _operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
+    let ns = Ns { client: env.client.clone(), name };
+    let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
+    ns.echo_template(
+        json!({ "template": { "spec": { "nodeSelector": { "e2e.cellbytes.io/no-such-node": "true" } } } }),
+    )
+    .await?;
+    ns.callback_run("stopped", "echo", json!({ "callbackUrl": receiver.url("/done") })).await?;
+    wait::until(TIMEOUT, "the run's Job to have a pod", || async {
+        let status = ns.status("stopped").await?;
+        if status.active.unwrap_or(0) > 0 { Ok(()) } else { Err(format!("active {:?}", status.active)) }
+    })
+    .await?;
+    let cancel = Patch::Merge(json!({ "spec": { "cancel": true } }));
+    ns.runs().patch("stopped", &PatchParams::default(), &cancel).await.map_err(|e| e.to_string())?;
+    ns.wait_callback("stopped", "Delivered").await?;
+    let requests = receiver.requests();
+    ensure(requests.len() == 1, || format!("{} callback requests", requests.len()))?;
+    let body = requests[0].json()?;
+    ensure(body["status"] == "Failed" && body["reason"] == "Cancelled", || format!("the callback said {body}"))
 }

@@ -57,6 +57,9 @@ fn main() -> ExitCode {
                 "a_cancelled_run_stops_its_jobs_pods_keeps_the_job_and_ends_cancelled_and_a_second_cancel_is_ignored",
                 |e, ns| cancelled(e, ns).boxed(),
             ),
+            Test::new("a_history_limit_of_three_keeps_exactly_the_three_newest_runs_per_outcome", |e, ns| {
+                history(e, ns).boxed()
+            }),
             Test::new(
                 "a_queued_job_carries_its_templates_queue_label_and_the_run_follows_its_suspend_and_resume",
                 |e, ns| queued(e, ns).boxed(),
@@ -517,6 +520,50 @@ async fn cancelled(env: Arc<Env>, name: String) -> Result<(), String> {
     wait::until(TIMEOUT, "the CancelIgnored event", || async {
         let reasons = event_reasons(&ns.client, &ns.name, "done").await?;
         if reasons.iter().any(|r| r == "CancelIgnored") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
+    })
+    .await
+}
+
+/// `successfulRunsHistoryLimit: 3` and `failedRunsHistoryLimit: 3`: of 10
+/// runs of each outcome, made one after the other, exactly the 3 newest
+/// remain, each deletion counted and told on the template.
+async fn history(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let policy = json!({ "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 3 });
+    let mut passing = template(&ns.name, "passes", json!({}))?;
+    passing.spec.run_policy = serde_json::from_value(policy.clone()).map_err(|e| e.to_string())?;
+    let mut failing = failing_template(&ns.name, "fails")?;
+    failing.spec.run_policy = serde_json::from_value(policy).map_err(|e| e.to_string())?;
+    ns.create_template(passing).await?;
+    ns.create_template(failing).await?;
+    for i in 0..10 {
+        for (prefix, template, phase) in [("ok", "passes", Phase::Succeeded), ("ko", "fails", Phase::Failed)] {
+            let run_name = format!("{prefix}-{i:02}");
+            ns.create_run(run(&ns.name, &run_name, template, &[])?).await?;
+            ns.wait_phase(&run_name, phase).await?;
+        }
+    }
+    let expected: BTreeSet<String> =
+        ["ko-07", "ko-08", "ko-09", "ok-07", "ok-08", "ok-09"].into_iter().map(String::from).collect();
+    let names = || async {
+        let list = ns.runs().list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        Ok::<BTreeSet<String>, String>(list.items.iter().map(|r| r.name_any()).collect())
+    };
+    wait::until(TIMEOUT, "exactly the 3 newest runs of each outcome", || async {
+        let left = names().await?;
+        if left == expected { Ok(()) } else { Err(format!("runs left: {left:?}")) }
+    })
+    .await?;
+    // Settled: a reconcile of a kept run deletes nothing more.
+    ns.settled("ok-07").await?;
+    let left = names().await?;
+    ensure(left == expected, || format!("after settling, runs left: {left:?}"))?;
+    let deleted = ns.metric("job_template_run_runs_deleted_total{reason=\"History\"}")?;
+    ensure(deleted == 14.0, || format!("runs_deleted_total{{History}} is {deleted}"))?;
+    wait::until(TIMEOUT, "RunDeleted events on the template", || async {
+        let reasons = event_reasons(&ns.client, &ns.name, "passes").await?;
+        let count = reasons.iter().filter(|r| *r == "RunDeleted").count();
+        if count >= 1 { Ok(()) } else { Err(format!("events: {reasons:?}")) }
     })
     .await
 }
