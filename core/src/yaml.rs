@@ -463,4 +463,29 @@ mod tests {
         let yaml = to_string(&value).expect("serializable");
         assert_eq!(yaml, "- jtrYaml11Quote0n0x\n- 'yes'\n- jtrYaml11Quote1n\n- 'on'\n");
     }
+
+    #[test]
+    fn base_60_floats_take_underscores_in_each_part_and_one_digit_groups_but_need_a_leading_digit() {
+        for float in ["1_0:20.5", "1:20.1_5", "1:5.0", "190:20:30.15"] {
+            assert!(is_float(float), "{float} is a base 60 float");
+        }
+        for not in ["_1:20.5", "1:60.5", "1:20"] {
+            assert!(!is_float(not), "{not} is no base 60 float");
+        }
+    }
+
+    #[test]
+    fn a_date_and_a_time_need_a_separator_between_them() {
+        assert!(is_timestamp("2001-12-14 21:59:43"));
+        assert!(!is_timestamp("2001-12-1421:59:43"));
+    }
+
+    #[test]
+    fn a_string_that_looks_like_a_placeholder_is_left_alone() {
+        // The marker is a word no string of the tree contains; a fixed
+        // one would take this string for a placeholder and quote "yes" there.
+        let value = serde_json::json!({ "a": "yes", "b": "xyzzy0x", "c": "jtrYaml11Quote0n0x" });
+        let yaml = to_string(&value).expect("serializes");
+        assert_eq!(yaml, "a: 'yes'\nb: xyzzy0x\nc: jtrYaml11Quote0n0x\n");
+    }
 }
