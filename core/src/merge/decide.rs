@@ -211,6 +211,16 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
         let then = if next.phase.is_some_and(|p| p.is_final()) { Next::Change } else { resync };
         return Step::Write(Box::new(next), then);
     }
+    if cancelled(run) {
+        // No Job of this run, whoever else's is there (read live: one the cache does not show yet
+        // would run on): nothing to stop.
+        let cancelled = failed(run, &cancelled_failure(None), Time(seen.now));
+        return if seen.live {
+            Step::Write(Box::new(JobRunStatus { failed: None, ..cancelled }), Next::Change)
+        } else {
+            Step::ReadLive
+        };
+    }
     if let Some(job) = seen.job {
         if job.metadata.deletion_timestamp.is_some() || is_previous_runs(job, run, seen.other_run_exists) {
             let message = format!(
@@ -227,16 +237,6 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
                 format!("Job {:?} already exists and is not controlled by this JobRun", job.name_any()),
             ),
         );
-    }
-    if cancelled(run) {
-        // No Job of this run (read live: one the cache does not show yet
-        // would run on): nothing to stop.
-        let cancelled = failed(run, &cancelled_failure(None), Time(seen.now));
-        return if seen.live {
-            Step::Write(Box::new(JobRunStatus { failed: None, ..cancelled }), Next::Change)
-        } else {
-            Step::ReadLive
-        };
     }
     if let Some(refusal) = seen.refusal {
         return match refusal.permanent() {
