@@ -40,3 +40,62 @@ pub fn prune_run(run: &mut JobRun) {
 pub fn prune_template(template: &mut JobTemplate) {
     prune_metadata(&mut template.metadata);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::batch::v1::JobStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+    use crate::crd::{JobRunSpec, JobRunStatus, Phase};
+
+    fn heavy_meta() -> ObjectMeta {
+        ObjectMeta {
+            name: Some("x".into()),
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            annotations: Some(BTreeMap::from([
+                ("kubectl.kubernetes.io/last-applied-configuration".to_owned(), "{…}".to_owned()),
+                ("kept".to_owned(), "yes".to_owned()),
+            ])),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn assert_light(meta: &ObjectMeta) {
+        assert_eq!(meta.managed_fields, None);
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        assert_eq!(annotations, BTreeMap::from([("kept".to_owned(), "yes".to_owned())]));
+    }
+
+    #[test]
+    fn a_cached_job_keeps_its_name_status_and_suspend_and_drops_its_pod_template_and_managed_fields() {
+        let mut job = Job {
+            metadata: heavy_meta(),
+            spec: Some(JobSpec { suspend: Some(true), parallelism: Some(3), ..JobSpec::default() }),
+            status: Some(JobStatus { active: Some(1), ..JobStatus::default() }),
+        };
+        prune_job(&mut job);
+        assert_light(&job.metadata);
+        assert_eq!(job.spec, Some(JobSpec { suspend: Some(true), ..JobSpec::default() }));
+        assert_eq!(job.status.and_then(|s| s.active), Some(1));
+    }
+
+    #[test]
+    fn a_finished_run_drops_its_overrides_and_an_unfinished_one_keeps_them() {
+        let spec =
+            JobRunSpec { command: Some(vec!["sh".into()]), args: Some(vec!["-c".into()]), ..JobRunSpec::default() };
+        let mut running = JobRun { metadata: heavy_meta(), spec: spec.clone(), status: None };
+        prune_run(&mut running);
+        assert_light(&running.metadata);
+        assert_eq!(running.spec, spec);
+        let done = JobRunStatus { phase: Some(Phase::Succeeded), ..JobRunStatus::default() };
+        let mut finished = JobRun { metadata: heavy_meta(), spec, status: Some(done) };
+        prune_run(&mut finished);
+        assert_eq!((finished.spec.command, finished.spec.args), (None, None));
+        let mut template = JobTemplate { metadata: heavy_meta(), spec: Default::default() };
+        prune_template(&mut template);
+        assert_light(&template.metadata);
+    }
+}
