@@ -51,6 +51,8 @@ fn merge_functions(c: &mut Criterion) {
             other_run_exists: case.situation.other_run_exists,
             attempt: None,
             history: None,
+            pods: &[],
+            failed_creates: &[],
             now,
         };
         group.bench_function("decide", |b| b.iter(|| merge::decide(black_box(&observed), black_box(&settings))));

@@ -44,6 +44,8 @@ fn decide_live(run: &JobRun, job: Option<&Job>, attempt: Option<&Attempt>, now: 
         other_run_exists: false,
         attempt,
         history: None,
+        pods: &[],
+        failed_creates: &[],
         now,
     };
     merge::decide(&seen, &Settings::default())

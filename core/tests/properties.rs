@@ -297,7 +297,9 @@ proptest! {
     ) {
         let job = status.map(|status| job_at(&run, owner, deleting, held, status));
         let now = Timestamp::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(late)).expect("a time");
-        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, attempt: None, history: None, now };
+        let seen = Observed { run: &run, job: job.as_ref(), template: template.as_ref(), live, refusal: None, other_run_exists: other, attempt: None, history: None,
+            pods: &[],
+            failed_creates: &[], now };
         match merge::decide(&seen, &Settings::default()) {
             Step::Create(new) => {
                 prop_assert!(job.is_none(), "a Job exists, yet the table creates one");
@@ -398,6 +400,8 @@ impl FinishedRun {
             other_run_exists: self.other_run_exists,
             attempt: self.attempt.as_ref(),
             history: None,
+            pods: &[],
+            failed_creates: &[],
             now: self.now,
         }
     }

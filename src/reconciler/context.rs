@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
@@ -22,6 +23,10 @@ pub struct Context {
     pub runs: Store<JobRun>,
     pub templates: Store<JobTemplate>,
     pub jobs: Store<Job>,
+    /// The pods of the operator's Jobs (pruned to what `merge::stall` reads).
+    pub pods: Store<Pod>,
+    /// The Job controller's FailedCreate Events.
+    pub events: Store<Event>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: Backoff,

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
@@ -31,10 +33,10 @@ use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
 use informer::Informer;
 pub use leader::{LeaderElection, LeaderError, Timing};
-use merge::{prune_job, prune_run, prune_template};
+use merge::{FAILED_CREATE, prune_event, prune_job, prune_pod, prune_run, prune_template};
 pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PERMISSIONS, Permission};
 pub use reconcile::FIELD_MANAGER;
-use reconcile::{error_policy, reconcile};
+use reconcile::{JOB_NAME_LABEL, error_policy, reconcile};
 pub use uninstall::{ReleaseError, release_finalizers};
 use waiting::WaitingRuns;
 
@@ -258,8 +260,25 @@ where
         shared.health.clone(),
     );
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let (jobs, job_events) =
-        Informer::new(api::<Job>(client, namespace), managed, prune_job, informer("jobs"), shared.health.clone());
+    let (jobs, job_events) = Informer::new(
+        api::<Job>(client, namespace),
+        managed.clone(),
+        prune_job,
+        informer("jobs"),
+        shared.health.clone(),
+    );
+    // The pods of the operator's Jobs (they carry its labels) and the Job
+    // controller's FailedCreate Events: what says why a run is stalled.
+    let (pods, pod_events) =
+        Informer::new(api::<Pod>(client, namespace), managed, prune_pod, informer("pods"), shared.health.clone());
+    let failed_creates = watcher::Config::default().fields(&format!("involvedObject.kind=Job,reason={FAILED_CREATE}"));
+    let (events, event_events) = Informer::new(
+        api::<CoreEvent>(client, namespace),
+        failed_creates,
+        prune_event,
+        informer("events"),
+        shared.health.clone(),
+    );
     let (runs, run_events) = Informer::new(
         api::<JobRun>(client, namespace),
         watcher::Config::default(),
@@ -269,13 +288,15 @@ where
     );
 
     let (synced_tx, synced) = watch::channel(false);
-    let (wakes_tx, wakes) = futures::channel::mpsc::unbounded::<kube::runtime::reflector::ObjectRef<JobRun>>();
+    let (wakes_tx, wakes) = futures::channel::mpsc::unbounded::<ObjectRef<JobRun>>();
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
         runs: runs.store.clone(),
         templates: templates.store.clone(),
         jobs: jobs.store.clone(),
+        pods: pods.store.clone(),
+        events: events.store.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: shared.metrics.clone(),
         backoff: Backoff::default(),
@@ -327,6 +348,16 @@ where
         }
     });
     let template_wakes = move |template: JobTemplate| waiting.of(template.namespace(), template.name_any());
+    // A pod or a FailedCreate Event wakes the run whose Job it belongs to.
+    let job_store = jobs.store.clone();
+    let run_of_job = move |namespace: Option<String>, job: Option<String>| {
+        let job = job_store.get(&ObjectRef::new(&job?).within(namespace.as_deref()?))?;
+        let owner = merge::controlling_run(&job)?;
+        Some(ObjectRef::<JobRun>::new(&owner.name).within(namespace.as_deref()?))
+    };
+    let run_of_job_too = run_of_job.clone();
+    let pod_wakes = move |pod: Pod| run_of_job(pod.namespace(), pod.labels().get(JOB_NAME_LABEL).cloned());
+    let event_wakes = move |event: CoreEvent| run_of_job_too(event.namespace(), event.involved_object.name.clone());
     let leadership_gained = leadership_gained(shared.leading.clone());
     let config = controller::Config::default().concurrency(shared.options.concurrency);
     // A deleted Job must wake its run (JobLost), so Job deletions count too.
@@ -334,6 +365,8 @@ where
         .with_config(config)
         .owns_stream(job_events.touched_objects())
         .watches_stream(template_events.touched_objects(), template_wakes)
+        .watches_stream(pod_events.touched_objects(), pod_wakes)
+        .watches_stream(event_events.touched_objects(), event_wakes)
         .reconcile_all_on(leadership_gained)
         .reconcile_on(wakes)
         .graceful_shutdown_on(stopped);
@@ -349,10 +382,12 @@ where
         }
     };
     let ready = async move {
-        future::join3(
+        future::join5(
             runs.synced("jobruns", scope.clone()),
             jobs.synced("jobs", scope.clone()),
-            templates.synced("jobtemplates", scope),
+            templates.synced("jobtemplates", scope.clone()),
+            pods.synced("pods", scope.clone()),
+            events.synced("events", scope),
         )
         .await;
         synced_tx.send_replace(true);

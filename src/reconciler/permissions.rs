@@ -23,6 +23,10 @@ pub const PERMISSIONS: &[Permission] = &[
     // and patch to set or remove the operator's finalizer, and to suspend a
     // cancelled run's Job.
     Permission { api_group: "batch", resource: "jobs", verbs: &["get", "list", "watch", "create", "patch"] },
+    // The pods of the operator's Jobs and the Job controller's FailedCreate
+    // Events are cached (say why a run is stalled); never read one by one.
+    Permission { api_group: "", resource: "pods", verbs: &["list", "watch"] },
+    Permission { api_group: "", resource: "events", verbs: &["list", "watch"] },
     // The event recorder creates events and patches repeated ones.
     Permission { api_group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
 ];

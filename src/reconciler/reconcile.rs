@@ -25,6 +25,9 @@ use crate::merge::{
     Live, Next, Refusal, Step, Written,
 };
 
+/// The label the Job controller puts on a Job's pods, with the Job's name.
+pub(super) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
 /// The field manager of the operator's writes.
 pub const FIELD_MANAGER: &str = "job-template-run";
 
@@ -62,12 +65,28 @@ async fn reconcile_run(run: Arc<JobRun>, ctx: &Arc<Context>) -> Result<Next, Rec
     let other_run_exists = job.as_deref().and_then(merge::controlling_run).is_some_and(|owner| {
         ctx.runs.get(&ObjectRef::new(&owner.name).within(&namespace)).is_some_and(|other| alive(&other, owner))
     });
+    let job_name = merge::job_name_for(&run);
+    let of_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace.as_str());
+    let pods = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| of_namespace(pod.namespace()) && pod.labels().get(JOB_NAME_LABEL) == Some(&job_name))
+        .collect();
+    let failed_creates = ctx
+        .events
+        .state()
+        .into_iter()
+        .filter(|e| of_namespace(e.namespace()) && e.involved_object.name.as_deref() == Some(job_name.as_str()))
+        .collect();
     let cached = Cached {
         template: ctx.templates.get(&ObjectRef::new(&run.spec.template_ref).within(&namespace)),
         job,
         run,
         other_run_exists,
         attempt: None,
+        pods,
+        failed_creates,
     };
     drive(ctx, &namespace, cached).await
 }
@@ -82,7 +101,15 @@ pub async fn record(
     attempt: Attempt,
 ) -> Result<bool, ReconcileError> {
     let namespace = run.namespace().unwrap_or_default();
-    let cached = Cached { run: Arc::new(run), job, template: None, other_run_exists: false, attempt: Some(attempt) };
+    let cached = Cached {
+        run: Arc::new(run),
+        job,
+        template: None,
+        other_run_exists: false,
+        attempt: Some(attempt),
+        pods: Vec::new(),
+        failed_creates: Vec::new(),
+    };
     // A finished run's outcome write is the only step that backs off: on a 409.
     Ok(drive(ctx, &namespace, cached).await? != Next::Backoff)
 }

@@ -97,6 +97,14 @@ on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# The pods of the operator's Jobs and the Job controller's FailedCreate Events
+# are cached (they say why a run is stalled); never read one by one.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list", "watch"]
 # The event recorder creates events and patches repeated ones.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -71,6 +71,14 @@ pub struct RunPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_runs_history_limit: Option<i32>,
+    /// A run whose pods have been stalled (the run's `Stalled=True`: an
+    /// image that cannot be pulled, a pod that cannot be scheduled, pods the
+    /// Job controller cannot create) for this many seconds without a break
+    /// fails with reason `Stalled` and the last message, and its Job is
+    /// suspended so its pods go. Unset: a stalled run waits for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub stalled_deadline_seconds: Option<i32>,
     /// Labels and annotations put on the metadata of each run's Job (not
     /// only on its pods), for tools that read the Job itself: Kueue's
     /// `kueue.x-k8s.io/queue-name`, cost allocation. The operator's own

@@ -5,6 +5,7 @@
 //! a field the cache drops fails a fixture, not production.
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Event, ObjectReference, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::status::is_finished;
@@ -39,6 +40,62 @@ pub fn prune_run(run: &mut JobRun) {
 
 pub fn prune_template(template: &mut JobTemplate) {
     prune_metadata(&mut template.metadata);
+}
+
+/// A cached pod keeps what [`super::stall`] reads: its name, labels and
+/// deletion, its phase, its `PodScheduled` condition and its containers'
+/// waiting states; never its spec.
+pub fn prune_pod(pod: &mut Pod) {
+    prune_metadata(&mut pod.metadata);
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        let waiting = |statuses: &mut Option<Vec<ContainerStatus>>| {
+            for container in statuses.iter_mut().flatten() {
+                let waiting = container.state.as_ref().and_then(|s| s.waiting.clone());
+                *container = ContainerStatus {
+                    name: std::mem::take(&mut container.name),
+                    state: waiting
+                        .map(|waiting| ContainerState { waiting: Some(waiting), ..ContainerState::default() }),
+                    ..ContainerStatus::default()
+                };
+            }
+        };
+        waiting(&mut status.container_statuses);
+        waiting(&mut status.init_container_statuses);
+        if let Some(conditions) = status.conditions.as_mut() {
+            conditions.retain(|c| c.type_ == "PodScheduled");
+        }
+        *status = PodStatus {
+            phase: status.phase.take(),
+            conditions: status.conditions.take(),
+            container_statuses: status.container_statuses.take(),
+            init_container_statuses: status.init_container_statuses.take(),
+            ..PodStatus::default()
+        };
+    }
+}
+
+/// A cached Event keeps which Job it is about, its reason, message and time.
+pub fn prune_event(event: &mut Event) {
+    prune_metadata(&mut event.metadata);
+    event.metadata.annotations = None;
+    event.metadata.labels = None;
+    *event = Event {
+        metadata: std::mem::take(&mut event.metadata),
+        involved_object: ObjectReference {
+            kind: event.involved_object.kind.take(),
+            name: event.involved_object.name.take(),
+            namespace: event.involved_object.namespace.take(),
+            ..ObjectReference::default()
+        },
+        reason: event.reason.take(),
+        message: event.message.take(),
+        last_timestamp: event.last_timestamp.take(),
+        event_time: event.event_time.take(),
+        ..Event::default()
+    };
 }
 
 #[cfg(test)]

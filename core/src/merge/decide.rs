@@ -4,6 +4,7 @@
 //!
 //! | the run and what exists                          | step                                            |
 //! |--------------------------------------------------|-------------------------------------------------|
+//! | failed `Stalled`, its Job unfinished, running    | suspend the Job (its pods go)                   |
 //! | finished, with a callback to deliver             | deliver it (see `callback.rs`), Job kept        |
 //! | finished, cancelled after it finished            | record the generation once (an Event says so)   |
 //! | finished, or being deleted, its Job held         | release its Job's finalizer                     |
@@ -16,6 +17,8 @@
 //! | cancelled, its suspended Job's pods still there  | mirror it, `Finished=False/Cancelling`          |
 //! | cancelled, its Job's pods gone (or no Job, live) | `Failed/Cancelled` with the Job's last counts   |
 //! | its Job (controlled by this run's uid)           | protect it (finalizer), then mirror its status  |
+//! | its Job's pods stalled (see `stalled.rs`)        | mirror it with `Stalled=True`, reason, message  |
+//! | … stalled for `stalledDeadlineSeconds`           | `Failed/Stalled`, then suspend the Job          |
 //! | its Job, being deleted before it finished        | `Failed/JobLost` with the Job's last counts     |
 //! | a Job of a gone or previous run of the same name | wait for the garbage collector                  |
 //! | a Job of anyone else                             | `Failed/JobNameConflict` (confirmed live)       |
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
@@ -45,6 +49,7 @@ use super::failure::{Failure, FailureReason, Refusal};
 use super::ownership::is_controlled_by;
 use super::render::{FINALIZER, render};
 use super::retention::{Deletion, DeletionReason, finished_at, history_limit, place, ttl};
+use super::stalled::{stall, stalled_condition, stalled_deadline, with_stall};
 use super::status::{
     CONDITION_FINISHED, failed, failed_from, is_finished, job_finished, job_name_for, status, waiting,
 };
@@ -105,6 +110,10 @@ pub struct Observed<'a> {
     /// The runs of the run's namespace that name its template, from the
     /// cache, once read ([`Step::ReadHistory`]).
     pub history: Option<&'a [Arc<JobRun>]>,
+    /// The pods of the run's Job, from the cache.
+    pub pods: &'a [Arc<Pod>],
+    /// The Job controller's `FailedCreate` Events of the run's Job, from the cache.
+    pub failed_creates: &'a [Arc<Event>],
     pub now: Timestamp,
 }
 
@@ -173,6 +182,11 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
     let run = seen.run;
     let ours = seen.job.filter(|job| is_controlled_by(job, run));
     let deleting = run.metadata.deletion_timestamp.is_some();
+    // A run failed for its stall stops its Job, whose pods would wait on.
+    let running = |job: &&Job| !job_finished(job) && job.metadata.deletion_timestamp.is_none() && !suspended(job);
+    if is_finished(run) && !deleting && failed_with(run, FailureReason::Stalled) && ours.filter(running).is_some() {
+        return Step::Suspend;
+    }
     if is_finished(run) && !deleting && callback_pending(run) {
         return deliver(seen, settings);
     }
@@ -198,6 +212,30 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
         let mirrored = status(Some(job), run);
         if cancelled(run) && !job_finished(job) {
             return cancel(job, mirrored, seen, resync);
+        }
+        let stall = (!job_finished(job) && !deleted && !suspended(job))
+            .then(|| stall(seen.pods, seen.failed_creates))
+            .flatten();
+        let mirrored = with_stall(mirrored, run.status.as_ref(), stall.as_ref(), &Time(seen.now));
+        let mut resync = resync;
+        if let (Some(stall), Some(deadline)) = (&stall, stalled_deadline(seen.template)) {
+            let since =
+                stalled_condition(&mirrored).and_then(|c| c.last_transition_time.as_ref()).map_or(seen.now, |t| t.0);
+            let due = since.checked_add(deadline).unwrap_or(since);
+            if seen.now >= due {
+                let message = format!(
+                    "stalled for {}s (stalledDeadlineSeconds: {}): {}",
+                    seen.now.duration_since(since).as_secs(),
+                    deadline.as_secs(),
+                    stall.message
+                );
+                let failure = Failure::new(FailureReason::Stalled, message);
+                return Step::Write(Box::new(failed_from(mirrored, run, &failure, Time(seen.now))), Next::Change);
+            }
+            let left = seen.now.duration_until(due).unsigned_abs();
+            if let Next::After(period) = resync {
+                resync = Next::After(period.min(left));
+            }
         }
         let next = if deleted && !job_finished(job) {
             let lost = Failure::new(
@@ -331,6 +369,19 @@ fn retention(seen: &Observed<'_>, settings: &Settings) -> Step {
     if beyond.is_empty() { idle(then) } else { Step::Wake(beyond, then) }
 }
 
+/// True when the run ended `Failed` with `reason`.
+fn failed_with(run: &JobRun, reason: FailureReason) -> bool {
+    run.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| c.type_ == "Failed" && c.status == "True" && c.reason.as_deref() == Some(reason.as_str()))
+}
+
+/// True when the Job has `suspend: true` (its template's, Kueue's, a cancel's).
+fn suspended(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|spec| spec.suspend) == Some(true)
+}
+
 /// True when the run's `spec.cancel` is set.
 fn cancelled(run: &JobRun) -> bool {
     run.spec.cancel == Some(true)
@@ -346,7 +397,7 @@ fn observed_before(run: &JobRun) -> bool {
 /// pods are gone, and end `Failed/Cancelled` with the Job's last counts.
 fn cancel(job: &Job, mirrored: JobRunStatus, seen: &Observed<'_>, resync: Next) -> Step {
     let deleted = job.metadata.deletion_timestamp.is_some();
-    if !deleted && job.spec.as_ref().and_then(|spec| spec.suspend) != Some(true) {
+    if !deleted && !suspended(job) {
         return Step::Suspend;
     }
     let left = mirrored.active.unwrap_or(0) + mirrored.terminating.unwrap_or(0);
@@ -469,6 +520,8 @@ mod tests {
             other_run_exists: false,
             attempt,
             history: None,
+            pods: &[],
+            failed_creates: &[],
             now: Timestamp::from_second(now).expect("a time"),
         }
     }

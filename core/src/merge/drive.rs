@@ -30,6 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 
 use super::callback::{Attempt, Delivery};
@@ -56,6 +57,10 @@ pub struct Cached {
     /// A callback attempt just made for this run, whose outcome this
     /// reconcile records (the delivery worker's reconcile).
     pub attempt: Option<Attempt>,
+    /// The pods of the run's Job (its `batch.kubernetes.io/job-name`).
+    pub pods: Vec<Arc<Pod>>,
+    /// The Job controller's `FailedCreate` Events of the run's Job.
+    pub failed_creates: Vec<Arc<Event>>,
 }
 
 /// What the API server holds now, read for a decision that cannot be undone.
@@ -165,6 +170,8 @@ pub async fn drive<E: Effects>(
         refusal: None,
         attempt: cached.attempt,
         history: None,
+        pods: cached.pods,
+        failed_creates: cached.failed_creates,
     };
     for _ in 0..MAX_STEPS {
         let observed = Observed {
@@ -176,6 +183,8 @@ pub async fn drive<E: Effects>(
             other_run_exists: seen.other_run_exists,
             attempt: seen.attempt.as_ref(),
             history: seen.history.as_deref(),
+            pods: &seen.pods,
+            failed_creates: &seen.failed_creates,
             now: effects.now(),
         };
         let step = decide(&observed, settings);
@@ -219,6 +228,8 @@ pub async fn drive<E: Effects>(
                 let Some(live) = effects.read_live(&seen.run).await.map_err(DriveError::Effect)? else {
                     return Ok(Next::Change);
                 };
+                // The pods and Events stay the cache's: no decision that
+                // cannot be undone rests on them alone.
                 seen = Seen {
                     run: Arc::new(live.run),
                     job: live.job.map(Arc::new),
@@ -228,6 +239,8 @@ pub async fn drive<E: Effects>(
                     refusal: None,
                     attempt: None,
                     history: None,
+                    pods: std::mem::take(&mut seen.pods),
+                    failed_creates: std::mem::take(&mut seen.failed_creates),
                 };
             }
             Step::Deliver(delivery) => {
@@ -258,4 +271,6 @@ struct Seen {
     refusal: Option<Refusal>,
     attempt: Option<Attempt>,
     history: Option<Vec<Arc<JobRun>>>,
+    pods: Vec<Arc<Pod>>,
+    failed_creates: Vec<Arc<Event>>,
 }

@@ -20,6 +20,9 @@ pub enum FailureReason {
     JobLost,
     /// `spec.cancel` was set before the run finished: its Job is stopped.
     Cancelled,
+    /// Its pods were stalled for the template's `stalledDeadlineSeconds`:
+    /// its Job is stopped.
+    Stalled,
 }
 
 impl FailureReason {
@@ -31,6 +34,7 @@ impl FailureReason {
             Self::JobNameConflict => "JobNameConflict",
             Self::JobLost => "JobLost",
             Self::Cancelled => "Cancelled",
+            Self::Stalled => "Stalled",
         }
     }
 }

@@ -15,9 +15,10 @@ mod notes;
 mod ownership;
 mod render;
 mod retention;
+mod stalled;
 mod status;
 
-pub use cache::{prune_job, prune_metadata, prune_run, prune_template};
+pub use cache::{prune_event, prune_job, prune_metadata, prune_pod, prune_run, prune_template};
 pub use callback::{
     Attempt, CONDITION_CALLBACK_DELIVERED, CallbackSettings, CallbackState, Delivery, LABEL_CALLBACK_TOKEN, Token,
     body as callback_body, callback_pending, callback_state, callback_state_of, shown_url, token_from_secret,
@@ -37,6 +38,7 @@ pub use render::{
     MANAGER, RenderError, render,
 };
 pub use retention::{Deletion, DeletionReason, finished_at};
+pub use stalled::{CONDITION_STALLED, FAILED_CREATE, Stall, WAITING_REASONS, stall, stalled_condition};
 pub use status::{CONDITION_FINISHED, failed, is_finished, job_name_for, status};
 
 /// A stable spread of `seed` over `0..1000`, the same on every replica and

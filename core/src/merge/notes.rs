@@ -4,6 +4,7 @@
 use super::callback::{CONDITION_CALLBACK_DELIVERED, CallbackState, callback_state_of};
 use super::decide::CANCELLING;
 use super::failure::FailureReason;
+use super::stalled::{CONDITION_STALLED, stalled_condition};
 use crate::crd::{JobRunStatus, Phase};
 
 /// The API's limit on an Event's note, in bytes.
@@ -25,8 +26,25 @@ pub struct Note {
 ///   Warning with its reason and message, once per distinct message.
 pub fn notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
     let mut notes = run_notes(previous, next);
+    notes.extend(stall_note(previous, next));
     notes.extend(callback_note(previous, next));
     notes
+}
+
+/// A Warning when the run becomes stalled, or stalled for another reason:
+/// its reason (`ImagePullBackOff`, `Unschedulable`, `FailedCreate`, …) and
+/// message.
+fn stall_note(previous: &JobRunStatus, next: &JobRunStatus) -> Option<Note> {
+    let now = stalled_condition(next).filter(|c| c.status == "True")?;
+    let before = stalled_condition(previous).filter(|c| c.status == "True");
+    if before.is_some_and(|b| b.reason == now.reason) {
+        return None;
+    }
+    Some(Note {
+        warning: true,
+        reason: now.reason.clone().unwrap_or_else(|| CONDITION_STALLED.to_owned()),
+        note: now.message.clone().unwrap_or_default(),
+    })
 }
 
 /// The callback's Event when its condition changes: each outcome
@@ -101,8 +119,11 @@ fn run_notes(previous: &JobRunStatus, next: &JobRunStatus) -> Vec<Note> {
             .flatten()
             .any(|c| c.status == "False" && &c.reason == reason && &c.message == message)
     };
-    let waiting =
-        next.conditions.iter().flatten().filter(|c| c.status == "False" && c.type_ != CONDITION_CALLBACK_DELIVERED);
+    let waiting = next
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.status == "False" && c.type_ != CONDITION_CALLBACK_DELIVERED && c.type_ != CONDITION_STALLED);
     for waiting in waiting {
         // A cancelled run's pods terminating: once, whatever their count.
         let cancelling = waiting.reason.as_deref() == Some(CANCELLING);
