@@ -31,7 +31,7 @@ use job_template_run::merge::{self, CallbackSettings, Refusal, Settings};
 use job_template_run::reconciler::{self, Options, Scope};
 use jtr_test_kit::{AnswerWord, CallbackAnswer, Case, FILES};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ResourceQuota, Secret};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ResourceQuota, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -403,10 +403,11 @@ async fn apply_inputs(
         run
     };
     if let Some(existing) = &case.existing_job
-        && !create_existing_job(client, namespace, case, existing, &run).await?
+        && !create_existing_job(client, namespace, case, existing, &run, shift).await?
     {
         return Ok(None);
     }
+    stage_pods_and_events(client, namespace, case, shift).await?;
     if deleting_run {
         runs.delete(&run.name_any(), &DeleteParams::background()).await.map_err(|e| format!("delete run: {e}"))?;
     }
@@ -441,6 +442,56 @@ async fn settled(client: &Client, namespace: &str, case: &Case, run: &JobRun, en
     }
 }
 
+/// The case's pods and Events, as the kubelet and the Job controller would
+/// have left them: each pod bound to a node that does not exist (so that
+/// neither the scheduler nor kwok acts on it) with its status written; each
+/// Event created as it is.
+async fn stage_pods_and_events(
+    client: &Client,
+    namespace: &str,
+    case: &Case,
+    shift: SignedDuration,
+) -> Result<(), String> {
+    let post = PostParams::default();
+    if !case.pods.is_empty() {
+        // Without a controller manager no namespace but `default` gets its
+        // ServiceAccount, and pods need one.
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let account: ServiceAccount =
+            serde_json::from_value(json!({ "metadata": { "name": "default" } })).map_err(|e| e.to_string())?;
+        match accounts.create(&post, &account).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(answer)) if answer.is_already_exists() => {}
+            Err(error) => return Err(format!("create the default ServiceAccount: {error}")),
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for pod in &case.pods {
+        let mut staged = Pod { metadata: fresh_meta(&pod.metadata, namespace), status: None, ..pod.clone() };
+        if let Some(spec) = staged.spec.as_mut() {
+            spec.node_name = Some("e2e-no-such-node".into());
+        }
+        let created = pods.create(&post, &staged).await.map_err(|e| format!("create pod: {e}"))?;
+        if let Some(status) = &pod.status {
+            let mut status = serde_json::to_value(status).map_err(|e| e.to_string())?;
+            shift_times(&mut status, shift);
+            pods.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+                .await
+                .map_err(|e| format!("write the pod's status: {e}"))?;
+        }
+    }
+    let events: Api<CoreEvent> = Api::namespaced(client.clone(), namespace);
+    for event in &case.events {
+        let mut staged = CoreEvent { metadata: fresh_meta(&event.metadata, namespace), ..event.clone() };
+        staged.involved_object.namespace = Some(namespace.to_owned());
+        let mut moved = serde_json::to_value(&staged).map_err(|e| e.to_string())?;
+        shift_times(&mut moved, shift);
+        let staged: CoreEvent = serde_json::from_value(moved).map_err(|e| e.to_string())?;
+        events.create(&post, &staged).await.map_err(|e| format!("create event: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Writes a run's status as the case gives it, its times moved by `shift`.
 async fn write_status(
     runs: &Api<JobRun>,
@@ -457,13 +508,17 @@ async fn write_status(
         .map_err(|e| format!("write the status of run {name}: {e}"))
 }
 
-/// How far the case's clock is from the cluster's, for a case whose run
-/// has finished at a time `situation.now` is measured from (its TTL counts
-/// from that finish): the case's times are moved by this much on the way in
-/// and back on the way out. Zero for every other case.
+/// How far the case's clock is from the cluster's, for a case whose run's
+/// status holds a time that `situation.now` is measured from (a finish that
+/// a TTL counts from, a stall that a deadline counts from): the case's
+/// times (of the run, the other runs, the Job, the pods, the Events) are
+/// moved by this much on the way in and back on the way out. Zero for
+/// every other case.
 fn clock_shift(case: &Case) -> SignedDuration {
-    let finished = case.run.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_final());
-    match case.situation.now.filter(|_| finished) {
+    let status = case.run.status.as_ref();
+    let finished = status.and_then(|s| s.phase).is_some_and(|p| p.is_final());
+    let stalled = status.is_some_and(|s| merge::stalled_condition(s).is_some());
+    match case.situation.now.filter(|_| finished || stalled) {
         Some(now) => {
             let real = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(now);
             now.duration_until(real)
@@ -502,6 +557,7 @@ async fn create_existing_job(
     case: &Case,
     existing: &Job,
     run: &JobRun,
+    shift: SignedDuration,
 ) -> Result<bool, String> {
     let jobs = Api::<Job>::namespaced(client.clone(), namespace);
     let mut job = Job { metadata: fresh_meta(&existing.metadata, namespace), status: None, ..existing.clone() };
@@ -535,6 +591,8 @@ async fn create_existing_job(
         return Ok(false);
     }
     if let Some(status) = &existing.status {
+        let mut status = serde_json::to_value(status).map_err(|e| e.to_string())?;
+        shift_times(&mut status, shift);
         jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
             .await
             .map_err(|e| format!("write the existing Job's status: {e}"))?;

@@ -224,8 +224,7 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
             let due = since.checked_add(deadline).unwrap_or(since);
             if seen.now >= due {
                 let message = format!(
-                    "stalled for {}s (stalledDeadlineSeconds: {}): {}",
-                    seen.now.duration_since(since).as_secs(),
+                    "stalled for stalledDeadlineSeconds ({}) without a break: {}",
                     deadline.as_secs(),
                     stall.message
                 );
