@@ -57,6 +57,14 @@ fn main() -> ExitCode {
                 "a_cancelled_run_stops_its_jobs_pods_keeps_the_job_and_ends_cancelled_and_a_second_cancel_is_ignored",
                 |e, ns| cancelled(e, ns).boxed(),
             ),
+            Test::new(
+                "a_pod_that_cannot_be_scheduled_stalls_the_run_within_five_seconds_with_the_schedulers_message",
+                |e, ns| unschedulable(e, ns).boxed(),
+            ),
+            Test::new(
+                "a_quota_of_no_pods_stalls_the_run_with_failed_create_and_once_removed_the_run_runs_and_succeeds",
+                |e, ns| quota(e, ns).boxed(),
+            ),
             Test::new("a_history_limit_of_three_keeps_exactly_the_three_newest_runs_per_outcome", |e, ns| {
                 history(e, ns).boxed()
             }),
@@ -566,4 +574,73 @@ async fn history(env: Arc<Env>, name: String) -> Result<(), String> {
         if count >= 1 { Ok(()) } else { Err(format!("events: {reasons:?}")) }
     })
     .await
+}
+
+/// Waits (watching) until the run has `Stalled=True` with `reason`.
+async fn stalled(ns: &Ns, name: &str, reason: &str, within: Duration) -> Result<JobRunStatus, String> {
+    use kube::runtime::wait::await_condition;
+    let with_reason = |run: Option<&JobRun>| {
+        run.and_then(|r| r.status.as_ref())
+            .and_then(|s| condition(s, "Stalled"))
+            .is_some_and(|c| c.reason.as_deref() == Some(reason))
+    };
+    let found = tokio::time::timeout(within, await_condition(ns.runs(), name, with_reason)).await;
+    match found {
+        Ok(Ok(run)) => Ok(run.and_then(|r| r.status).unwrap_or_default()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => {
+            let status = ns.runs().get(name).await.map_err(|e| e.to_string())?.status;
+            Err(format!("no Stalled=True/{reason} within {within:?}: {status:?}"))
+        }
+    }
+}
+
+/// The real scheduler cannot place the pod (a nodeSelector no node has):
+/// the run says so, with the scheduler's message, within 5 s of its creation.
+async fn unschedulable(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let nowhere = json!({ "template": { "spec": { "nodeSelector": { "e2e.cellbytes.io/no-such-node": "true" } } } });
+    ns.create_template(template(&ns.name, "nowhere", nowhere)?).await?;
+    let created = std::time::Instant::now();
+    ns.create_run(run(&ns.name, "unplaced", "nowhere", &[])?).await?;
+    let status = stalled(&ns, "unplaced", "Unschedulable", Duration::from_secs(5)).await?;
+    eprintln!("stalled: Unschedulable {:?} after the run was created", created.elapsed());
+    let message = condition(&status, "Stalled").and_then(|c| c.message.clone()).unwrap_or_default();
+    ensure(message.contains("didn't match Pod's node affinity/selector") && message.contains("pod unplaced-"), || {
+        format!("the message is {message:?}")
+    })?;
+    wait::until(TIMEOUT, "a Warning event Unschedulable", || async {
+        let reasons = event_reasons(&ns.client, &ns.name, "unplaced").await?;
+        if reasons.iter().any(|r| r == "Unschedulable") { Ok(()) } else { Err(format!("events: {reasons:?}")) }
+    })
+    .await
+}
+
+/// A ResourceQuota of `pods: 0`: the Job controller cannot create the pod,
+/// the run is `Stalled=True/FailedCreate` with the quota's message; once the
+/// quota is gone, the run runs and succeeds, and is no longer stalled.
+async fn quota(env: Arc<Env>, name: String) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let ns = Ns::new(&env, name)?;
+    let quotas: Api<ResourceQuota> = Api::namespaced(ns.client.clone(), &ns.name);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({ "metadata": { "name": "no-pods" }, "spec": { "hard": { "pods": "0" } } }))
+            .map_err(|e| e.to_string())?;
+    quotas.create(&PostParams::default(), &quota).await.map_err(|e| format!("create quota: {e}"))?;
+    wait::until(TIMEOUT, "the quota's usage", || async {
+        let quota = quotas.get("no-pods").await.map_err(|e| e.to_string())?;
+        if quota.status.and_then(|s| s.hard).is_some() { Ok(()) } else { Err("no usage yet".to_owned()) }
+    })
+    .await?;
+    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    let created = std::time::Instant::now();
+    ns.create_run(run(&ns.name, "squeezed", "echo", &[])?).await?;
+    let status = stalled(&ns, "squeezed", "FailedCreate", TIMEOUT).await?;
+    eprintln!("stalled: FailedCreate {:?} after the run was created", created.elapsed());
+    let message = condition(&status, "Stalled").and_then(|c| c.message.clone()).unwrap_or_default();
+    ensure(message.contains("exceeded quota: no-pods"), || format!("the message is {message:?}"))?;
+    quotas.delete("no-pods", &DeleteParams::default()).await.map_err(|e| e.to_string())?;
+    let done = ns.wait_phase("squeezed", Phase::Succeeded).await?;
+    let stall = done.conditions.iter().flatten().find(|c| c.type_ == "Stalled");
+    ensure(stall.is_some_and(|c| c.status == "False"), || format!("Stalled is {stall:?} after the quota went"))
 }
