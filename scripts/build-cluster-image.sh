@@ -41,7 +41,7 @@ fi
 # Content hash over everything that goes into the image.
 hash=$(
   {
-    sha256sum "$SRC/Dockerfile" "$SRC/entrypoint.sh" "$STAGES_FILE" /bin/busybox | cut -d' ' -f1
+    sha256sum "$SRC/Dockerfile" "$SRC/entrypoint.sh" "$STAGES_FILE" "$SRC/stages.yaml" "$HERE/build-cluster-image.sh" /bin/busybox | cut -d' ' -f1
     for b in "${BINARIES[@]}"; do sha256sum "$BIN_DIR/$b" | cut -d' ' -f1; done
     echo "$K8S_VERSION"
   } | sha256sum | cut -c1-32
@@ -63,7 +63,9 @@ chmod 1777 "$R/tmp" "$R/var/tmp"
 chmod 700 "$R/root"
 cp "$SRC/Dockerfile" "$CTX/Dockerfile"
 cp "$SRC/entrypoint.sh" "$R/entrypoint.sh"; chmod 755 "$R/entrypoint.sh"
-cp "$STAGES_FILE" "$R/etc/kwok/kwok-stages.yaml"
+# kwokctl's default stages (cached), then the project's own (e2e/cluster-image/stages.yaml).
+# Each of its Stages starts with `---`, so the comment at its top ends the last default's document.
+cat "$STAGES_FILE" "$SRC/stages.yaml" > "$R/etc/kwok/kwok-stages.yaml"
 cp /bin/busybox "$R/bin/busybox"
 for applet in $(/bin/busybox --list); do
   [[ "$applet" == busybox ]] || ln -s busybox "$R/bin/$applet"

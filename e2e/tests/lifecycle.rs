@@ -65,6 +65,10 @@ fn main() -> ExitCode {
                 "a_quota_of_no_pods_stalls_the_run_with_failed_create_and_once_removed_the_run_runs_and_succeeds",
                 |e, ns| quota(e, ns).boxed(),
             ),
+            Test::new(
+                "an_image_that_cannot_be_pulled_stalls_the_run_with_err_image_pull_then_image_pull_back_off_until_its_deadline_fails_it",
+                |e, ns| image_pull(e, ns).boxed(),
+            ),
             Test::new("a_history_limit_of_three_keeps_exactly_the_three_newest_runs_per_outcome", |e, ns| {
                 history(e, ns).boxed()
             }),
@@ -643,4 +647,49 @@ async fn quota(env: Arc<Env>, name: String) -> Result<(), String> {
     let done = ns.wait_phase("squeezed", Phase::Succeeded).await?;
     let stall = done.conditions.iter().flatten().find(|c| c.type_ == "Stalled");
     ensure(stall.is_some_and(|c| c.status == "False"), || format!("Stalled is {stall:?} after the quota went"))
+}
+
+/// kwok's stage for `.invalid` registries (e2e/cluster-image/stages.yaml):
+/// the run is `Stalled=True/ErrImagePull`, then `ImagePullBackOff`, and with
+/// `stalledDeadlineSeconds: 6` it fails `Stalled` (counted from the first,
+/// without a break) and its Job is suspended, its pod gone.
+async fn image_pull(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let unpullable = json!({ "template": { "spec": { "containers": [
+        { "name": "main", "image": "registry.invalid/busybox:1.36", "command": ["true"] }
+    ] } } });
+    let mut broken = template(&ns.name, "unpullable", unpullable)?;
+    broken.spec.run_policy =
+        serde_json::from_value(json!({ "stalledDeadlineSeconds": 6 })).map_err(|e| e.to_string())?;
+    ns.create_template(broken).await?;
+    let created = std::time::Instant::now();
+    ns.create_run(run(&ns.name, "pull", "unpullable", &[])?).await?;
+    let first = stalled(&ns, "pull", "ErrImagePull", TIMEOUT).await?;
+    eprintln!("stalled: ErrImagePull {:?} after the run was created", created.elapsed());
+    stalled(&ns, "pull", "ImagePullBackOff", TIMEOUT).await?;
+    eprintln!("stalled: ImagePullBackOff {:?} after the run was created", created.elapsed());
+    let message = condition(&first, "Stalled").and_then(|c| c.message.clone()).unwrap_or_default();
+    ensure(message.contains("registry.invalid/busybox:1.36") && message.contains("pod pull-"), || {
+        format!("the message is {message:?}")
+    })?;
+    let failed = ns.wait_phase("pull", Phase::Failed).await?;
+    eprintln!("stalled: Failed/Stalled {:?} after the run was created (deadline 6 s)", created.elapsed());
+    let finished = condition(&failed, "Finished").ok_or("no Finished=True")?;
+    ensure(finished.reason.as_deref() == Some("Stalled"), || format!("Finished is {finished:?}"))?;
+    ensure(finished.message.as_deref().is_some_and(|m| m.contains("ImagePullBackOff")), || {
+        format!("the failure's message is {:?}", finished.message)
+    })?;
+    wait::until(TIMEOUT, "the stalled run's Job to be suspended and its pod gone", || async {
+        let job = ns.jobs().get("pull").await.map_err(|e| e.to_string())?;
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+        let left =
+            pods.list(&ListParams::default().labels(&format!("{LABEL_RUN}=pull"))).await.map_err(|e| e.to_string())?;
+        if suspended && left.items.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("suspended {suspended}, {} pod(s)", left.items.len()))
+        }
+    })
+    .await
 }
