@@ -12,6 +12,7 @@ mod operator;
 mod p6;
 mod phases;
 mod report;
+mod retention;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
+use serde_json::json;
 
 use crate::audit::Calls;
 use crate::error::{BenchError, Result};
@@ -230,6 +232,24 @@ struct Figures {
     rss_idle: Option<f64>,
     burst_peak: Option<f64>,
     big: Option<BigFigures>,
+    retention: Option<RetentionFigures>,
+}
+
+/// P9: deleting finished runs (the floor: `ttl` only, a plain client).
+#[derive(Debug, Default)]
+struct RetentionFigures {
+    /// Runs past their TTL at start-up → all deleted (s).
+    ttl: f64,
+    /// Reconcile errors meanwhile.
+    ttl_errors: f64,
+    /// API calls meanwhile.
+    ttl_calls: Option<Calls>,
+    /// Runs over 10 templates' history limit at start-up → the excess gone (s).
+    history: f64,
+    /// Runs left after that.
+    history_left: f64,
+    history_rss_steady: f64,
+    history_peak: f64,
 }
 
 #[derive(Debug, Default)]
@@ -356,6 +376,21 @@ async fn measure(
         }
     }
 
+    if plan.big > 0 {
+        measure_retention(
+            &bench,
+            cluster,
+            plan,
+            operators,
+            &operator_kubeconfig,
+            &args.out,
+            stamp,
+            &mut floor,
+            &mut columns,
+        )
+        .await?;
+    }
+
     // The operators' API calls as the API server saw them, for profiling.
     if let Ok(log) = cluster.audit_log() {
         write(&args.out.join(format!("{stamp}-audit.jsonl")), &log)?;
@@ -363,6 +398,74 @@ async fn measure(
     let p6 = args.criterion.as_deref().map(p6::read).unwrap_or_default();
     assemble(&mut report, plan, &floor, &columns, p6);
     Ok(report)
+}
+
+/// P9: `plan.big` finished runs past their TTL, deleted by a plain client
+/// (the floor) and by our operator from its start; then `plan.big` runs over
+/// 10 templates with a history limit of 100 each, and what our operator
+/// keeps of them after its start. Other operators have no retention.
+#[allow(clippy::too_many_arguments)]
+async fn measure_retention(
+    bench: &Bench,
+    cluster: &Cluster,
+    plan: &Plan,
+    operators: &[OperatorSpec],
+    kubeconfig: &Path,
+    out: &Path,
+    stamp: &str,
+    floor: &mut Figures,
+    columns: &mut BTreeMap<String, Figures>,
+) -> Result<()> {
+    let client = &bench.client;
+    let limit = Duration::from_secs(600);
+    eprintln!(
+        "bench: P9 floor: {} finished runs deleted by a client, {} at once",
+        plan.big,
+        retention::FLOOR_CONCURRENCY
+    );
+    let namespace = TestNamespace::create(client, "bench-p9-floor").await.map_err(BenchError::Setup)?;
+    retention::fill(client, &namespace.name, plan.big, 1, json!({}), json!({})).await?;
+    bench.settle(Duration::from_secs(120)).await;
+    let took = retention::delete_all(client, &namespace.name).await?;
+    floor.retention = Some(RetentionFigures { ttl: took.as_secs_f64(), ..Default::default() });
+    drop(namespace);
+    let Some(spec) = operators.iter().find(|o| o.label == "ours") else { return Ok(()) };
+    let log = out.join(format!("{stamp}-{}.log", spec.label));
+    let mut figures = RetentionFigures::default();
+
+    eprintln!("bench: P9 ours: {} finished runs past their TTL", plan.big);
+    let namespace = TestNamespace::create(client, "bench-p9-ttl").await.map_err(BenchError::Setup)?;
+    retention::fill(client, &namespace.name, plan.big, 1, json!({}), json!({ "ttlSecondsAfterFinished": 1 })).await?;
+    bench.settle(Duration::from_secs(120)).await;
+    let from = Timestamp::now();
+    let mut running = Running::spawn(spec, kubeconfig, &log)?;
+    let since = std::time::Instant::now();
+    figures.ttl = retention::until_left(client, &namespace.name, 0, since, limit).await?.as_secs_f64();
+    running.check_alive()?;
+    figures.ttl_errors = running.metric("job_template_run_reconcile_errors_total");
+    figures.ttl_calls = audit_calls(cluster, from, Timestamp::now());
+    running.stop();
+    drop(namespace);
+
+    eprintln!("bench: P9 ours: {} finished runs over 10 templates with a history limit of 100", plan.big);
+    let namespace = TestNamespace::create(client, "bench-p9-history").await.map_err(BenchError::Setup)?;
+    let policy = json!({ "successfulRunsHistoryLimit": 100, "failedRunsHistoryLimit": 100 });
+    retention::fill(client, &namespace.name, plan.big, 10, policy, json!({})).await?;
+    bench.settle(Duration::from_secs(120)).await;
+    let mut running = Running::spawn(spec, kubeconfig, &log)?;
+    let since = std::time::Instant::now();
+    let kept = 1000.min(plan.big);
+    figures.history = retention::until_left(client, &namespace.name, kept, since, limit).await?.as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    running.check_alive()?;
+    let steady = running.memory();
+    figures.history_left = retention::count(client, &namespace.name).await? as f64;
+    figures.history_rss_steady = steady.rss_mib();
+    figures.history_peak = steady.peak_mib();
+    running.stop();
+    drop(namespace);
+    columns.entry(spec.label.clone()).or_default().retention = Some(figures);
+    Ok(())
 }
 
 /// Installs the operator's own CRDs (if it has some) around `body`, and
@@ -593,6 +696,35 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
                     row.values.insert(label.clone(), pick(b));
                 }
             }
+            report.row(row);
+        }
+    }
+
+    if let Some(retained) = &floor.retention {
+        let metric = format!("{} finished runs past their TTL, all deleted; floor: a client deleting them", plan.big);
+        let mut ttl = Row::new("P9", metric, "s", Some(retained.ttl)).target(Target::RatioAtMost(1.5));
+        let mut errors = Row::new("P9", "reconcile errors meanwhile", "errors", Some(0.0)).target(Target::AtMost(0.0));
+        let mut calls = Row::new("P9", "API calls per deleted run", "calls", Some(1.0));
+        let mut history = Row::new("P9", "10 templates × history limit 100: start → the excess deleted", "s", None);
+        let mut left =
+            Row::new("P9", "runs left then (100 per template kept)", "runs", Some(1000.0_f64.min(plan.big as f64)));
+        let mut rss =
+            Row::new("P4", "RSS steady after that (1,000 runs cached)", "MiB", None).target(Target::AtMost(150.0));
+        let mut peak = Row::new("P4", "peak (VmHWM) until then", "MiB", None);
+        for (label, f) in columns {
+            if let Some(r) = &f.retention {
+                ttl.values.insert(label.clone(), r.ttl);
+                errors.values.insert(label.clone(), r.ttl_errors);
+                if let Some(c) = &r.ttl_calls {
+                    calls.values.insert(label.clone(), (c.writes() + c.reads()) as f64 / plan.big.max(1) as f64);
+                }
+                history.values.insert(label.clone(), r.history);
+                left.values.insert(label.clone(), r.history_left);
+                rss.values.insert(label.clone(), r.history_rss_steady);
+                peak.values.insert(label.clone(), r.history_peak);
+            }
+        }
+        for row in [ttl, errors, calls, history, left, rss, peak] {
             report.row(row);
         }
     }

@@ -131,6 +131,11 @@ impl Running {
         BenchError::Operator { label: self.label.clone(), message: format!("{message} (see its log)") }
     }
 
+    /// One series of the operator's `/metrics` (0 when not exposed).
+    pub fn metric(&self, series: &str) -> f64 {
+        self.process.metric(series).unwrap_or(0.0)
+    }
+
     /// Resident memory of the process and its descendants.
     pub fn memory(&self) -> Memory {
         Memory::of_tree(self.process.pid())
