@@ -613,4 +613,33 @@ mod tests {
         assert_eq!(delay("same"), delay("same"));
         assert!(delays.iter().any(|d| *d != delays[0]), "all runs got the same delay");
     }
+
+    #[test]
+    fn a_cancelled_runs_suspended_job_is_waited_for_while_pods_run_or_terminate_and_the_wait_keeps_its_start() {
+        let (mut run, mut job) = finished(None);
+        run.spec.cancel = Some(true);
+        run.status =
+            Some(JobRunStatus { phase: Some(Phase::Running), job_name: Some("r".into()), ..Default::default() });
+        job.spec = Some(k8s_openapi::api::batch::v1::JobSpec { suspend: Some(true), ..Default::default() });
+        job.status = Some(k8s_openapi::api::batch::v1::JobStatus {
+            active: Some(1),
+            terminating: Some(1),
+            start_time: Some(Time(Timestamp::UNIX_EPOCH)),
+            ..Default::default()
+        });
+        let cancelling = |step: Step| match step {
+            Step::Write(status, Next::After(_)) => {
+                let condition = status.conditions.iter().flatten().find(|c| c.type_ == CONDITION_FINISHED).cloned();
+                let condition = condition.expect("Finished=False/Cancelling");
+                assert_eq!((condition.status.as_str(), condition.reason.as_deref()), ("False", Some(CANCELLING)));
+                (*status, condition)
+            }
+            step => panic!("expected the run to wait for its pods, got {step:?}"),
+        };
+        let (status, first) = cancelling(decide(&seen(&run, &job, false, None, 10), &Settings::default()));
+        assert!(first.message.as_deref().is_some_and(|m| m.contains("its 2 pod(s)")), "{:?}", first.message);
+        run.status = Some(status);
+        let (_, later) = cancelling(decide(&seen(&run, &job, false, None, 20), &Settings::default()));
+        assert_eq!(later.last_transition_time, first.last_transition_time, "the wait keeps its start");
+    }
 }
