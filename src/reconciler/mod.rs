@@ -262,15 +262,16 @@ where
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let (jobs, job_events) = Informer::new(
         api::<Job>(client, namespace),
-        managed.clone(),
+        managed,
         prune_job,
         informer("jobs"),
         shared.health.clone(),
     );
-    // The pods of the operator's Jobs (they carry its labels) and the Job
-    // controller's FailedCreate Events: what says why a run is stalled.
+    // The pods of the operator's Jobs (they carry the run's label) and the
+    // Job controller's FailedCreate Events: what says why a run is stalled.
+    let of_runs = watcher::Config::default().labels(merge::LABEL_RUN);
     let (pods, pod_events) =
-        Informer::new(api::<Pod>(client, namespace), managed, prune_pod, informer("pods"), shared.health.clone());
+        Informer::new(api::<Pod>(client, namespace), of_runs, prune_pod, informer("pods"), shared.health.clone());
     let failed_creates = watcher::Config::default().fields(&format!("involvedObject.kind=Job,reason={FAILED_CREATE}"));
     let (events, event_events) = Informer::new(
         api::<CoreEvent>(client, namespace),
