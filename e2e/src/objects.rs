@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 /// cluster image loads); real k3s ignores it, so its pod must fail by itself.
 pub const FAIL_POD_LABEL: &str = "pod-container-running-failed.stage.kwok.x-k8s.io";
 
+/// Label that keeps a Running pod Running in kwok until it is deleted (the
+/// cluster image's `pod-keep-running` stage): a pod a test stops while it runs.
+pub const KEEP_RUNNING_LABEL: &str = "e2e.cellbytes.io/keep-running";
+
 /// A busybox template in `namespace`; `spec` is merged into the JobSpec.
 pub fn template(namespace: &str, name: &str, spec: Value) -> Result<JobTemplate, String> {
     let mut base = json!({

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::drill::Ledger;
-use e2e::objects::{failing_template, run, template};
+use e2e::objects::{KEEP_RUNNING_LABEL, failing_template, run, template};
 use e2e::operator::{self, OperatorProcess};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, wait};
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
                 "a_run_with_a_two_second_ttl_is_deleted_with_its_job_after_its_callback_within_ten_seconds_of_its_finish",
                 |e, ns| run_ttl(e, ns).boxed(),
             ),
-            Test::new("a_run_cancelled_while_its_pod_waits_sends_one_callback_failed_cancelled", |e, ns| {
+            Test::new("a_run_cancelled_while_its_pod_runs_sends_one_callback_failed_cancelled", |e, ns| {
                 cancelled(e, ns).boxed()
             }),
             Test::new(
@@ -997,14 +997,11 @@ async fn cancelled(env: Arc<Env>, name: String) -> Result<(), String> {
     let _operator = Operator::start(&env, &name, &["--callback-allow", "127.0.0.1"])?;
     let ns = Ns { client: env.client.clone(), name };
     let receiver = Receiver::start(vec![Reply::Status(200)]).await?;
-    ns.echo_template(
-        json!({ "template": { "spec": { "nodeSelector": { "e2e.cellbytes.io/no-such-node": "true" } } } }),
-    )
-    .await?;
+    ns.echo_template(json!({ "template": { "metadata": { "labels": { KEEP_RUNNING_LABEL: "true" } } } })).await?;
     ns.callback_run("stopped", "echo", json!({ "callbackUrl": receiver.url("/done") })).await?;
-    wait::until(TIMEOUT, "the run's Job to have a pod", || async {
+    wait::until(TIMEOUT, "the run to be Running", || async {
         let status = ns.status("stopped").await?;
-        if status.active.unwrap_or(0) > 0 { Ok(()) } else { Err(format!("active {:?}", status.active)) }
+        if status.phase == Some(Phase::Running) { Ok(()) } else { Err(format!("phase {:?}", status.phase)) }
     })
     .await?;
     let cancel = Patch::Merge(json!({ "spec": { "cancel": true } }));

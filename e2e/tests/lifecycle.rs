@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::drill::Ledger;
-use e2e::objects::{failing_template, run, template};
+use e2e::objects::{KEEP_RUNNING_LABEL, failing_template, run, template};
 use e2e::operator::{OperatorProcess, http_get};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools, wait};
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                 observed(e, ns).boxed()
             }),
             Test::new(
-                "a_cancelled_run_stops_its_jobs_pods_keeps_the_job_and_ends_cancelled_and_a_second_cancel_is_ignored",
+                "a_cancelled_run_stops_its_running_pod_within_its_grace_period_keeps_the_job_and_ends_cancelled_and_a_second_cancel_is_ignored",
                 |e, ns| cancelled(e, ns).boxed(),
             ),
             Test::new(
@@ -475,25 +475,35 @@ async fn event_reasons(client: &Client, namespace: &str, object: &str) -> Result
         .collect())
 }
 
-/// Cancel on the real Job controller: the run's pod (one that cannot be
-/// scheduled, so it stays until it is stopped) is terminated, the Job stays
-/// suspended, the run ends `Failed/Cancelled` with the Job's last counts;
-/// then cancel again on the finished run changes nothing and says so.
+/// Cancel on the real Job controller: the run's pod runs (kwok keeps it
+/// Running, `KEEP_RUNNING_LABEL`) until the cancel suspends the Job, which
+/// deletes it within its grace period; the Job stays suspended, the run
+/// ends `Failed/Cancelled` with the Job's last counts; then cancel again on
+/// a finished run changes nothing and says so.
 async fn cancelled(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
-    let nowhere = json!({ "template": { "spec": { "nodeSelector": { "e2e.cellbytes.io/no-such-node": "true" } } } });
-    ns.create_template(template(&ns.name, "stuck", nowhere)?).await?;
+    let running = json!({ "template": {
+        "metadata": { "labels": { KEEP_RUNNING_LABEL: "true" } },
+        "spec": { "terminationGracePeriodSeconds": 5 }
+    } });
+    ns.create_template(template(&ns.name, "stuck", running)?).await?;
     ns.create_run(run(&ns.name, "stopped", "stuck", &[])?).await?;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let of_run = ListParams::default().labels(&format!("{LABEL_RUN}=stopped"));
-    wait::until(TIMEOUT, "the run's pod", || async {
+    wait::until(TIMEOUT, "the run's pod to run", || async {
         let list = pods.list(&of_run).await.map_err(|e| e.to_string())?;
-        if list.items.is_empty() { Err("no pod yet".to_owned()) } else { Ok(()) }
+        let running =
+            list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        if running.count() == 1 { Ok(()) } else { Err(format!("{} pod(s), none running", list.items.len())) }
     })
     .await?;
+    ns.wait_phase("stopped", Phase::Running).await?;
+    let cancelled_at = std::time::Instant::now();
     let cancel = json!({ "spec": { "cancel": true } });
     ns.runs().patch("stopped", &PatchParams::default(), &Patch::Merge(&cancel)).await.map_err(|e| e.to_string())?;
     let status = ns.wait_phase("stopped", Phase::Failed).await?;
+    eprintln!("cancel: the run was Cancelled {:?} after the cancel (its pod gone)", cancelled_at.elapsed());
+    ensure(cancelled_at.elapsed() < Duration::from_secs(5), || "the pod outlived its 5 s grace period".into())?;
     let finished = condition(&status, "Finished").ok_or("no Finished=True")?;
     ensure(finished.reason.as_deref() == Some("Cancelled"), || format!("Finished is {finished:?}"))?;
     ensure(status.active.unwrap_or(0) == 0, || format!("the run recorded {:?} active pods", status.active))?;

@@ -33,7 +33,11 @@ pub fn status(job: Option<&Job>, run: &JobRun) -> JobRunStatus {
     };
     let job_status = job.status.clone().unwrap_or_default();
     let mut conditions = job_status.conditions.unwrap_or_default();
-    if let Some(created_suspended) = created_suspended(job, job_status.start_time.is_some(), &conditions) {
+    // A cancelled run's Job was suspended by the cancel, not created so.
+    let cancelled = run.spec.cancel == Some(true);
+    if let Some(created_suspended) =
+        created_suspended(job, job_status.start_time.is_some(), &conditions).filter(|_| !cancelled)
+    {
         conditions.push(created_suspended);
     }
     let phase = phase_of(&conditions, job_status.start_time.is_some());
