@@ -260,13 +260,8 @@ where
         shared.health.clone(),
     );
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let (jobs, job_events) = Informer::new(
-        api::<Job>(client, namespace),
-        managed,
-        prune_job,
-        informer("jobs"),
-        shared.health.clone(),
-    );
+    let (jobs, job_events) =
+        Informer::new(api::<Job>(client, namespace), managed, prune_job, informer("jobs"), shared.health.clone());
     // The pods of the operator's Jobs (they carry the run's label) and the
     // Job controller's FailedCreate Events: what says why a run is stalled.
     let of_runs = watcher::Config::default().labels(merge::LABEL_RUN);
