@@ -73,9 +73,12 @@ struct Args {
     /// Runs in flight in P3.
     #[arg(long, default_value_t = 4)]
     p3_concurrency: usize,
-    /// Finished runs for P4 and P8 (default 10000; quick 0 = skipped).
+    /// Finished runs for P4, P8 and P9 (default 10000; quick 0 = skipped).
     #[arg(long)]
     big: Option<usize>,
+    /// Measure P9 (retention) only, with `--big` runs.
+    #[arg(long)]
+    retention_only: bool,
     /// Where criterion wrote P6 (`CRITERION_HOME` of `cargo bench -p bench`).
     #[arg(long, env = "CRITERION_HOME")]
     criterion: Option<PathBuf>,
@@ -285,6 +288,24 @@ async fn measure(
     let mut report = Report { machine: machine(&client, args, plan).await, ..Default::default() };
     report.operators = operators.iter().map(|o| (o.label.clone(), o.command.clone())).collect();
 
+    if args.retention_only {
+        let mut floor = Figures::default();
+        let mut columns: BTreeMap<String, Figures> = BTreeMap::new();
+        measure_retention(
+            &bench,
+            cluster,
+            plan,
+            operators,
+            &operator_kubeconfig,
+            &args.out,
+            stamp,
+            &mut floor,
+            &mut columns,
+        )
+        .await?;
+        assemble(&mut report, plan, &floor, &columns, Default::default());
+        return Ok(report);
+    }
     eprintln!("bench: floor");
     bench.settle(Duration::from_secs(30)).await;
     let mut floor = Figures {

@@ -35,6 +35,8 @@ pub struct Context {
     pub sender: Arc<super::callback::Sender>,
     /// Callback attempts, made beside the reconciles.
     pub deliveries: super::deliveries::Deliveries,
+    /// The runs of each template, unfinished and finished apart.
+    pub by_template: super::by_template::RunsByTemplate,
     /// Runs to reconcile soon (beyond a history limit), fed to the controller.
     pub wakes: futures::channel::mpsc::UnboundedSender<ObjectRef<JobRun>>,
 }

@@ -2,6 +2,7 @@
 //! reconciles each run with [`reconcile::reconcile`]. No polling: a run is
 //! reconciled when it or its Job changes, or when a retry is due.
 
+mod by_template;
 mod callback;
 mod context;
 mod deliveries;
@@ -12,7 +13,6 @@ mod leader;
 mod permissions;
 mod reconcile;
 mod uninstall;
-mod waiting;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
+use by_template::RunsByTemplate;
 pub use callback::{CallbackOptions, CallbackSetupError, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Sender, signature};
 use context::{Backoff, Context, Gate};
 pub use error::ReconcileError;
@@ -38,7 +39,6 @@ pub use permissions::{CALLBACK_SECRET_PERMISSION, LEADER_ELECTION_PERMISSION, PE
 pub use reconcile::FIELD_MANAGER;
 use reconcile::{JOB_NAME_LABEL, error_policy, reconcile};
 pub use uninstall::{ReleaseError, release_finalizers};
-use waiting::WaitingRuns;
 
 use crate::crd::{JobRun, JobTemplate};
 use crate::merge::{self, LABEL_MANAGED_BY, MANAGER, Settings};
@@ -284,6 +284,7 @@ where
     );
 
     let (synced_tx, synced) = watch::channel(false);
+    let by_template = RunsByTemplate::default();
     let (wakes_tx, wakes) = futures::channel::mpsc::unbounded::<ObjectRef<JobRun>>();
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
@@ -301,6 +302,7 @@ where
         sender: shared.sender.clone(),
         deliveries: deliveries::Deliveries::new(shared.options.callback_concurrency),
         wakes: wakes_tx,
+        by_template: by_template.clone(),
     });
 
     // Jobs being deleted while they hold the operator's finalizer also go
@@ -336,8 +338,8 @@ where
 
     // A template that appears (or changes) wakes the unfinished runs that
     // name it, from an index kept beside the runs cache.
-    let waiting = WaitingRuns::default();
-    let indexed = waiting.clone();
+    let waiting = by_template.clone();
+    let indexed = by_template.clone();
     let run_events = run_events.inspect(move |event| {
         if let Ok(event) = event {
             indexed.observe(event);

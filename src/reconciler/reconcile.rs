@@ -195,13 +195,8 @@ impl Effects for Kube {
     }
 
     fn history(&mut self, run: &JobRun) -> Vec<Arc<JobRun>> {
-        let namespace = run.namespace();
-        self.ctx
-            .runs
-            .state()
-            .into_iter()
-            .filter(|other| other.namespace() == namespace && other.spec.template_ref == run.spec.template_ref)
-            .collect()
+        let finished = self.ctx.by_template.finished_of(run.namespace(), run.spec.template_ref.clone());
+        finished.iter().filter_map(|reference| self.ctx.runs.get(reference)).collect()
     }
 
     async fn delete(&mut self, run: &JobRun, deletion: &Deletion) -> Result<(), ReconcileError> {

@@ -83,25 +83,66 @@ pub fn history_limit(
 
 /// Where `run` stands among the finished runs of its template and outcome
 /// in `history` (any runs of the namespace; the rest are ignored): how many
-/// are newer, and, newest first, those that are older. Newer means a later
-/// finish, then a greater name (a total order, the same on every replica).
+/// are newer, and, only for the newest (none newer), those that are older,
+/// newest first. Newer means a later finish, then a greater name (a total
+/// order, the same on every replica). One pass and no allocation but for
+/// the newest's list.
 pub fn place<'a>(run: &JobRun, history: &'a [Arc<JobRun>]) -> (usize, Vec<&'a JobRun>) {
     let phase = run.status.as_ref().and_then(|s| s.phase);
-    let key = |r: &JobRun| (finished_at(r), r.name_any());
-    let mine = key(run);
-    let mut siblings: Vec<&JobRun> = history
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|other| {
-            other.spec.template_ref == run.spec.template_ref
-                && other.namespace() == run.namespace()
-                && other.uid() != run.uid()
-                && other.metadata.deletion_timestamp.is_none()
-                && is_finished(other)
-                && other.status.as_ref().and_then(|s| s.phase) == phase
-        })
-        .collect();
-    siblings.sort_by_cached_key(|other| std::cmp::Reverse(key(other)));
-    let newer = siblings.iter().take_while(|other| key(other) > mine).count();
-    (newer, siblings.split_off(newer))
+    let key = |r: &JobRun| (finished_at(r), r.metadata.name.clone().unwrap_or_default());
+    let mine = (finished_at(run), run.metadata.name.as_deref().unwrap_or_default());
+    let siblings = history.iter().map(AsRef::as_ref).filter(|other| {
+        other.spec.template_ref == run.spec.template_ref
+            && other.namespace() == run.namespace()
+            && other.uid() != run.uid()
+            && other.metadata.deletion_timestamp.is_none()
+            && is_finished(other)
+            && other.status.as_ref().and_then(|s| s.phase) == phase
+    });
+    let newer = siblings
+        .clone()
+        .filter(|other| (finished_at(other), other.metadata.name.as_deref().unwrap_or_default()) > mine)
+        .count();
+    if newer > 0 {
+        return (newer, Vec::new());
+    }
+    let mut older: Vec<&JobRun> = siblings.collect();
+    older.sort_by_cached_key(|other| std::cmp::Reverse(key(other)));
+    (0, older)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::JobCondition;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::crd::JobRunStatus;
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(second).expect("a time"))
+    }
+
+    #[test]
+    fn a_run_finished_when_its_finished_condition_became_true_else_at_its_completion_time() {
+        let finished = |status: &str| JobCondition {
+            type_: CONDITION_FINISHED.into(),
+            status: status.into(),
+            last_transition_time: Some(at(20)),
+            ..JobCondition::default()
+        };
+        let mut run = JobRun::new("r", Default::default());
+        run.status = Some(JobRunStatus {
+            completion_time: Some(at(10)),
+            conditions: Some(vec![finished("True")]),
+            ..JobRunStatus::default()
+        });
+        assert_eq!(finished_at(&run), Some(at(20).0));
+        run.status = Some(JobRunStatus {
+            completion_time: Some(at(10)),
+            conditions: Some(vec![finished("False")]),
+            ..JobRunStatus::default()
+        });
+        assert_eq!(finished_at(&run), Some(at(10).0), "Finished=False (Cancelling) is no finish");
+    }
 }

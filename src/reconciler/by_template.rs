@@ -1,6 +1,7 @@
-//! The unfinished runs of each template, kept beside the runs cache (whose
-//! store has no index), so that a template event wakes its runs without a
-//! scan of every run: with 10,000 finished runs a template edit costs the
+//! The runs of each template, unfinished and finished apart, kept beside
+//! the runs cache (whose store has no index): a template event wakes its
+//! unfinished runs, and a finished run reads its template's history, without
+//! a scan of every run. With 10,000 finished runs a template edit costs the
 //! runs of that template, not 10,000 comparisons.
 
 use std::collections::{HashMap, HashSet};
@@ -16,21 +17,28 @@ use crate::merge;
 /// A template's key: its namespace and name.
 type TemplateKey = (Option<String>, String);
 
-/// Unfinished runs by the template they name; cheap to clone (shared).
+/// Runs by the template they name; cheap to clone (shared).
 #[derive(Clone, Default)]
-pub struct WaitingRuns {
+pub struct RunsByTemplate {
     inner: Arc<Mutex<Index>>,
 }
 
 #[derive(Default)]
 struct Index {
-    by_template: HashMap<TemplateKey, HashSet<ObjectRef<JobRun>>>,
+    by_template: HashMap<TemplateKey, Runs>,
     /// Built during a re-list (between `Init` and `InitDone`), then swapped
     /// in, so that runs deleted during a watch gap do not linger.
-    relisting: Option<HashMap<TemplateKey, HashSet<ObjectRef<JobRun>>>>,
+    relisting: Option<HashMap<TemplateKey, Runs>>,
 }
 
-impl WaitingRuns {
+/// One template's runs.
+#[derive(Default)]
+struct Runs {
+    unfinished: HashSet<ObjectRef<JobRun>>,
+    finished: HashSet<ObjectRef<JobRun>>,
+}
+
+impl RunsByTemplate {
     /// Follows one event of the runs watch.
     pub fn observe(&self, event: &watcher::Event<JobRun>) {
         let mut index = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -54,22 +62,30 @@ impl WaitingRuns {
     /// The unfinished runs that name `template` in `namespace`.
     pub fn of(&self, namespace: Option<String>, template: String) -> Vec<ObjectRef<JobRun>> {
         let index = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        index.by_template.get(&(namespace, template)).map(|runs| runs.iter().cloned().collect()).unwrap_or_default()
+        let runs = index.by_template.get(&(namespace, template));
+        runs.map(|runs| runs.unfinished.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The finished runs that name `template` in `namespace`.
+    pub fn finished_of(&self, namespace: Option<String>, template: String) -> Vec<ObjectRef<JobRun>> {
+        let index = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let runs = index.by_template.get(&(namespace, template));
+        runs.map(|runs| runs.finished.iter().cloned().collect()).unwrap_or_default()
     }
 }
 
-fn update(index: &mut HashMap<TemplateKey, HashSet<ObjectRef<JobRun>>>, run: &JobRun, deleted: bool) {
+fn update(index: &mut HashMap<TemplateKey, Runs>, run: &JobRun, deleted: bool) {
     let key = (run.namespace(), run.spec.template_ref.clone());
     let reference = ObjectRef::from_obj(run);
-    if deleted || merge::is_finished(run) {
-        if let Some(runs) = index.get_mut(&key) {
-            runs.remove(&reference);
-            if runs.is_empty() {
-                index.remove(&key);
-            }
-        }
-    } else {
-        index.entry(key).or_default().insert(reference);
+    let runs = index.entry(key.clone()).or_default();
+    runs.unfinished.remove(&reference);
+    runs.finished.remove(&reference);
+    if !deleted {
+        let set = if merge::is_finished(run) { &mut runs.finished } else { &mut runs.unfinished };
+        set.insert(reference);
+    }
+    if runs.unfinished.is_empty() && runs.finished.is_empty() {
+        index.remove(&key);
     }
 }
 
@@ -85,7 +101,7 @@ mod tests {
         run
     }
 
-    fn names(waiting: &WaitingRuns, template: &str) -> Vec<String> {
+    fn names(waiting: &RunsByTemplate, template: &str) -> Vec<String> {
         let mut names: Vec<String> =
             waiting.of(Some("ns".into()), template.into()).into_iter().map(|r| r.name).collect();
         names.sort();
@@ -94,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_template_wakes_only_its_own_unfinished_runs() {
-        let waiting = WaitingRuns::default();
+        let waiting = RunsByTemplate::default();
         waiting.observe(&watcher::Event::Apply(run("a", "t", None)));
         waiting.observe(&watcher::Event::Apply(run("b", "t", Some(Phase::Pending))));
         waiting.observe(&watcher::Event::Apply(run("c", "other", None)));
@@ -105,19 +121,23 @@ mod tests {
     }
 
     #[test]
-    fn a_run_leaves_the_index_when_it_finishes_or_is_deleted() {
-        let waiting = WaitingRuns::default();
+    fn a_run_moves_to_the_history_when_it_finishes_and_leaves_the_index_when_deleted() {
+        let waiting = RunsByTemplate::default();
         waiting.observe(&watcher::Event::Apply(run("a", "t", None)));
         waiting.observe(&watcher::Event::Apply(run("b", "t", None)));
         waiting.observe(&watcher::Event::Apply(run("a", "t", Some(Phase::Failed))));
         waiting.observe(&watcher::Event::Delete(run("b", "t", Some(Phase::Running))));
         assert!(names(&waiting, "t").is_empty());
+        let finished: Vec<String> =
+            waiting.finished_of(Some("ns".into()), "t".into()).into_iter().map(|r| r.name).collect();
+        assert_eq!(finished, ["a"]);
+        waiting.observe(&watcher::Event::Delete(run("a", "t", Some(Phase::Failed))));
         assert!(waiting.inner.lock().expect("unpoisoned").by_template.is_empty(), "no empty sets are kept");
     }
 
     #[test]
     fn a_relist_replaces_the_index_so_runs_deleted_unseen_are_forgotten() {
-        let waiting = WaitingRuns::default();
+        let waiting = RunsByTemplate::default();
         waiting.observe(&watcher::Event::Apply(run("gone", "t", None)));
         waiting.observe(&watcher::Event::Init);
         waiting.observe(&watcher::Event::InitApply(run("kept", "t", None)));
