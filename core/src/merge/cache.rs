@@ -155,4 +155,72 @@ mod tests {
         prune_template(&mut template);
         assert_light(&template.metadata);
     }
+
+    #[test]
+    fn a_cached_pod_keeps_its_phase_scheduling_and_waiting_states_and_an_event_its_job_reason_and_message() {
+        use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStateWaiting, PodCondition, PodSpec};
+        let waiting = ContainerState {
+            waiting: Some(ContainerStateWaiting { reason: Some("ErrImagePull".into()), message: Some("no".into()) }),
+            running: Some(ContainerStateRunning::default()),
+            ..ContainerState::default()
+        };
+        let mut pod = Pod {
+            metadata: heavy_meta(),
+            spec: Some(PodSpec::default()),
+            status: Some(PodStatus {
+                phase: Some("Pending".into()),
+                host_ip: Some("10.0.0.1".into()),
+                conditions: Some(vec![
+                    PodCondition { type_: "PodScheduled".into(), status: "False".into(), ..PodCondition::default() },
+                    PodCondition { type_: "Ready".into(), status: "False".into(), ..PodCondition::default() },
+                ]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "main".into(),
+                    image: "registry.invalid/x".into(),
+                    state: Some(waiting),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        };
+        prune_pod(&mut pod);
+        assert_eq!(pod.metadata.managed_fields, None);
+        assert_eq!(pod.metadata.annotations, None, "a pod's annotations are no rule's");
+        assert_eq!(pod.spec, None);
+        let status = pod.status.expect("kept");
+        assert_eq!((status.phase.as_deref(), status.host_ip), (Some("Pending"), None));
+        let conditions: Vec<&str> = status.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
+        assert_eq!(conditions, ["PodScheduled"]);
+        let container = &status.container_statuses.expect("kept")[0];
+        assert_eq!((container.name.as_str(), container.image.as_str()), ("main", ""));
+        let state = container.state.clone().expect("kept");
+        assert_eq!(state.waiting.and_then(|w| w.reason).as_deref(), Some("ErrImagePull"));
+        assert_eq!(state.running, None);
+
+        let mut event = Event {
+            metadata: heavy_meta(),
+            involved_object: ObjectReference {
+                kind: Some("Job".into()),
+                name: Some("j".into()),
+                uid: Some("u".into()),
+                ..ObjectReference::default()
+            },
+            reason: Some("FailedCreate".into()),
+            message: Some("exceeded quota".into()),
+            count: Some(3),
+            ..Event::default()
+        };
+        prune_event(&mut event);
+        assert_eq!(event.metadata.managed_fields, None);
+        assert_eq!(event.metadata.annotations, None);
+        assert_eq!(event.metadata.name.as_deref(), Some("x"));
+        assert_eq!(
+            (event.involved_object.kind.as_deref(), event.involved_object.name.as_deref(), event.involved_object.uid),
+            (Some("Job"), Some("j"), None)
+        );
+        assert_eq!(
+            (event.reason.as_deref(), event.message.as_deref(), event.count),
+            (Some("FailedCreate"), Some("exceeded quota"), None)
+        );
+    }
 }
