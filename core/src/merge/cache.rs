@@ -177,6 +177,11 @@ mod tests {
                 container_statuses: Some(vec![ContainerStatus {
                     name: "main".into(),
                     image: "registry.invalid/x".into(),
+                    state: Some(waiting.clone()),
+                    ..ContainerStatus::default()
+                }]),
+                init_container_statuses: Some(vec![ContainerStatus {
+                    name: "init".into(),
                     state: Some(waiting),
                     ..ContainerStatus::default()
                 }]),
@@ -196,18 +201,27 @@ mod tests {
         let state = container.state.clone().expect("kept");
         assert_eq!(state.waiting.and_then(|w| w.reason).as_deref(), Some("ErrImagePull"));
         assert_eq!(state.running, None);
+        let init = &status.init_container_statuses.expect("kept")[0];
+        assert_eq!(init.state.clone().and_then(|s| s.waiting).and_then(|w| w.reason).as_deref(), Some("ErrImagePull"));
 
         let mut event = Event {
             metadata: heavy_meta(),
             involved_object: ObjectReference {
                 kind: Some("Job".into()),
                 name: Some("j".into()),
+                namespace: Some("ns".into()),
                 uid: Some("u".into()),
                 ..ObjectReference::default()
             },
             reason: Some("FailedCreate".into()),
             message: Some("exceeded quota".into()),
             count: Some(3),
+            last_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            )),
+            event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            )),
             ..Event::default()
         };
         prune_event(&mut event);
@@ -218,6 +232,8 @@ mod tests {
             (event.involved_object.kind.as_deref(), event.involved_object.name.as_deref(), event.involved_object.uid),
             (Some("Job"), Some("j"), None)
         );
+        assert_eq!(event.involved_object.namespace.as_deref(), Some("ns"));
+        assert!(event.last_timestamp.is_some() && event.event_time.is_some(), "the newest Event is told by its times");
         assert_eq!(
             (event.reason.as_deref(), event.message.as_deref(), event.count),
             (Some("FailedCreate"), Some("exceeded quota"), None)
