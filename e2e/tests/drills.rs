@@ -598,6 +598,7 @@ async fn operator_identity(drill: &Drill) -> Result<std::path::PathBuf, String> 
 
 async fn vanished(env: Arc<Env>, ns: String) -> Result<(), String> {
     const RESYNC: Duration = Duration::from_secs(5);
+    const RELIST_TIMEOUT: Duration = Duration::from_secs(360);
     let Some(container) = env.cluster.container_id().map(str::to_owned) else {
         return Err("needs the cluster container (not an existing cluster)".into());
     };
@@ -655,7 +656,12 @@ async fn vanished(env: Arc<Env>, ns: String) -> Result<(), String> {
     })
     .await?;
     let restarted = Instant::now();
-    wait::until(TIMEOUT, "the operator to reconcile the witness run (its Job made)", || async {
+    // After the API server's restart every watch of the operator lists again
+    // only once kube's watcher backoff lets it (exponential, up to 30 s a
+    // try; seen from 16 s to past 180 s with five watches on a loaded
+    // machine): a precondition of the drill, bounded apart from what it
+    // measures (JobLost within the resync once the Job watch lists).
+    wait::until(RELIST_TIMEOUT, "the operator to reconcile the witness run (its Job made)", || async {
         let made = drill.jobs().get_opt("witness").await.map_err(|e| e.to_string())?.is_some();
         if made { Ok(()) } else { Err(format!("failing watches: {:?}", failing_watches(&operator)?)) }
     })
