@@ -58,7 +58,13 @@ impl Deliveries {
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             if !ctx.deliveries.closed.load(Ordering::SeqCst) && ctx.gate.leading() {
-                attempt(&ctx, &run, &delivery).await;
+                // The reconcile that handed this over read the run live, but
+                // an attempt recorded since (its busy mark just lifted) makes
+                // this one a duplicate: only a run still owing this very
+                // attempt is sent.
+                if still_owed(&ctx, &run).await {
+                    attempt(&ctx, &run, &delivery).await;
+                }
             } else {
                 debug!(jobrun = %run.name_any(), "not leading or stopping: callback attempt dropped");
             }
@@ -75,6 +81,22 @@ impl Deliveries {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.busy.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether the run, read live, still owes the attempt that `run` (as the
+/// handing reconcile saw it) was to make: the same run, its callback still
+/// pending, no attempt recorded since.
+async fn still_owed(ctx: &Arc<Context>, run: &JobRun) -> bool {
+    let runs: Api<JobRun> = Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let attempts = |r: &JobRun| r.status.as_ref().and_then(|s| s.callback.as_ref()).and_then(|c| c.attempts);
+    match runs.get_opt(&run.name_any()).await {
+        Ok(Some(live)) => live.uid() == run.uid() && merge::callback_pending(&live) && attempts(&live) == attempts(run),
+        Ok(None) => false,
+        Err(error) => {
+            warn!(jobrun = %run.name_any(), %error, "cannot read the run before its callback attempt; the next reconcile hands it over again");
+            false
+        }
     }
 }
 
