@@ -198,8 +198,8 @@ pub enum CliError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot serialize the output: {0}")]
     Serialize(serde_norway::Error),
-    #[error(transparent)]
-    Render(#[from] merge::RenderError),
+    #[error("{}: {}", .0.reason, .0.message)]
+    Refused(merge::Failure),
     #[error(transparent)]
     Manifest(#[from] crd::ManifestError),
     #[error("--log-level: {0}")]
@@ -258,7 +258,10 @@ fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
 pub fn render(template: &Path, run: &Path, job_status: Option<&Path>) -> Result<String, CliError> {
     let template: JobTemplate = read_yaml(template)?;
     let run: JobRun = read_yaml(run)?;
-    let job: Job = merge::render(&template, &run)?;
+    // The operator's check before it creates a Job: the template's policy.
+    merge::admit(&template, &run).map_err(CliError::Refused)?;
+    let job: Job =
+        merge::render(&template, &run).map_err(|e| CliError::Refused(merge::Failure::invalid_template(&e)))?;
     let mut out = yaml::to_string(&job).map_err(CliError::Serialize)?;
     if let Some(path) = job_status {
         let observed = Job { status: Some(read_job_status(path)?), ..job };

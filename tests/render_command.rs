@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use job_template_run::crd::JobRunStatus;
 use jtr_test_kit::{Case, FILES};
 use rstest::rstest;
 
@@ -25,6 +26,34 @@ fn render_prints_byte_for_byte_the_job_of_every_fixture_rendered_from_its_inputs
     let output = render(&[&dir.join(FILES.template), &dir.join(FILES.run)]);
     assert!(output.status.success(), "render failed: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(&String::from_utf8_lossy(&output.stdout), expected, "render output differs for {}", case.name);
+}
+
+/// Where a case's run fails before any Job exists for what its template
+/// says of it (its policy, its rules, its validity), the `render` command
+/// refuses it too: a non-zero exit and one line with the same reason and
+/// message as the run's `Failed` condition.
+#[rstest]
+fn render_refuses_every_fixture_run_that_the_operator_fails_for_its_template_with_the_same_message(
+    #[files("fixtures/*")]
+    #[dirs]
+    dir: PathBuf,
+) {
+    const TEMPLATE_REASONS: [&str; 4] =
+        ["InvalidTemplate", "OverrideNotAllowed", "InvalidOverride", "ValidationFailed"];
+    let case = Case::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let rendered_alone = case.template.is_some() && case.existing_job.is_none() && case.create_refusal.is_none();
+    let status: JobRunStatus = serde_norway::from_str(&case.expected_status).expect("a run status");
+    let failed = status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True");
+    let Some(failed) =
+        failed.filter(|c| rendered_alone && TEMPLATE_REASONS.contains(&c.reason.as_deref().unwrap_or_default()))
+    else {
+        return;
+    };
+    let output = render(&[&dir.join(FILES.template), &dir.join(FILES.run)]);
+    let line = one_line_error(&output);
+    let expected =
+        format!("{}: {}", failed.reason.as_deref().unwrap_or_default(), failed.message.as_deref().unwrap_or_default());
+    assert!(line.contains(&expected), "{}: render said {line:?}, the operator {expected:?}", case.name);
 }
 
 fn fixture(case: &str, file: &str) -> PathBuf {

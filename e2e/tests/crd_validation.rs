@@ -92,6 +92,71 @@ fn main() -> ExitCode {
                 |ns| run_json(ns, json!({ "templateRef": "t", "callbackUrl": "ftp://example.com" })),
                 "spec.callbackUrl",
             ),
+            rejected(
+                "a_run_label_with_a_reserved_prefix_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "labels": { "cellbytes.io/job-run": "other" } })),
+                "are reserved for the operator and Kubernetes",
+            ),
+            rejected(
+                "a_run_annotation_with_a_kubernetes_prefix_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "annotations": { "kubernetes.io/change-cause": "x" } })),
+                "are reserved for the operator and Kubernetes",
+            ),
+            rejected(
+                "a_run_label_naming_the_manager_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "labels": { "app.kubernetes.io/managed-by": "me" } })),
+                "are reserved for the operator and Kubernetes",
+            ),
+            rejected(
+                "a_run_label_value_longer_than_63_characters_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "labels": { "team": "x".repeat(64) } })),
+                "spec.labels.team: Too long",
+            ),
+            rejected(
+                "a_run_with_more_than_64_env_entries_is_rejected",
+                Kind::Run,
+                |ns| {
+                    let env: Vec<Value> = (0..65).map(|i| json!({ "name": format!("V{i}"), "value": "x" })).collect();
+                    run_json(ns, json!({ "templateRef": "t", "env": env }))
+                },
+                "spec.env: Too many",
+            ),
+            rejected(
+                "a_run_with_an_env_name_twice_is_rejected",
+                Kind::Run,
+                |ns| {
+                    run_json(
+                        ns,
+                        json!({ "templateRef": "t", "env": [{ "name": "A", "value": "1" }, { "name": "A", "value": "2" }] }),
+                    )
+                },
+                "spec.env[1]: Duplicate value",
+            ),
+            rejected(
+                "a_run_with_a_negative_backoff_limit_is_rejected",
+                Kind::Run,
+                |ns| run_json(ns, json!({ "templateRef": "t", "backoffLimit": -1 })),
+                "spec.backoffLimit",
+            ),
+            rejected(
+                "a_template_policy_naming_an_unknown_override_is_rejected",
+                Kind::Template,
+                |ns| with_top(template_json(ns), json!({ "runPolicy": { "overrides": ["command", "image"] } })),
+                "runPolicy.overrides[1]: Unsupported value: \"image\"",
+            ),
+            rejected(
+                "a_template_policy_with_more_than_16_rules_is_rejected",
+                Kind::Template,
+                |ns| {
+                    let rules: Vec<Value> = (0..17).map(|_| json!({ "rule": "true", "message": "m" })).collect();
+                    with_top(template_json(ns), json!({ "runPolicy": { "validations": rules } }))
+                },
+                "runPolicy.validations: Too many",
+            ),
             Test::new("a_run_at_the_size_limit_and_its_job_are_stored", |e, ns| at_the_size_limit(e, ns).boxed()),
             Test::new("control_characters_in_args_reach_the_job_unchanged", |e, ns| control_characters(e, ns).boxed()),
             Test::new("a_runs_spec_cannot_change_after_creation_but_cancel_may_become_true_once", |e, ns| {
@@ -120,6 +185,14 @@ fn run_json(namespace: &str, spec: Value) -> Value {
 fn with_spec(mut object: Value, extra: Value) -> Value {
     if let (Some(spec), Value::Object(extra)) = (object["spec"].as_object_mut(), extra) {
         spec.extend(extra);
+    }
+    object
+}
+
+/// Sets top-level fields of an object (a template's `runPolicy`).
+fn with_top(mut object: Value, extra: Value) -> Value {
+    if let (Some(top), Value::Object(extra)) = (object.as_object_mut(), extra) {
+        top.extend(extra);
     }
     object
 }
@@ -235,6 +308,11 @@ async fn immutable(env: Arc<Env>, namespace: String) -> Result<(), String> {
         json!({ "templateRef": "other" }),
         json!({ "callbackUrl": "https://example.com/" }),
         json!({ "cancel": true, "args": ["b"] }),
+        json!({ "env": [{ "name": "A", "value": "1" }] }),
+        json!({ "labels": { "team": "a" } }),
+        json!({ "resources": { "limits": { "cpu": "1" } } }),
+        json!({ "parallelism": 2 }),
+        json!({ "container": "main" }),
     ] {
         refused(patch(change.clone()).await, "spec is immutable except spec.cancel")
             .map_err(|e| format!("{change}: {e}"))?;

@@ -24,10 +24,19 @@ const OVERRIDES_SIZE_MESSAGE: &str =
 
 /// Every field of the spec but `cancel`, which the immutability rule holds
 /// equal to the old object's (a test holds this list to the schema).
-const IMMUTABLE_FIELDS: [&str; 7] = [
+const IMMUTABLE_FIELDS: [&str; 16] = [
     "templateRef",
+    "container",
     "command",
     "args",
+    "env",
+    "resources",
+    "labels",
+    "annotations",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "parallelism",
+    "completions",
     "callbackUrl",
     "callbackToken",
     "callbackTokenSecretRef",
@@ -49,6 +58,103 @@ const IMMUTABLE_MESSAGE: &str = "spec is immutable except spec.cancel: a JobRun 
 const CANCEL_RULE: &str = "!oldSelf.?cancel.orValue(false) || self.?cancel.orValue(false)";
 
 const CANCEL_MESSAGE: &str = "spec.cancel cannot be unset once true: a cancelled JobRun stays cancelled";
+
+/// Label and annotation keys a run may not set: the operator's own, and the
+/// prefixes Kubernetes reserves for itself and the Job controller (the
+/// keys a Job controller writes on pods, too). Checked by CEL at admission
+/// and again when a run is rendered (see [`reserved_key`]).
+pub const RESERVED_KEY_PREFIXES: [&str; 4] = ["cellbytes.io/", "batch.kubernetes.io/", "kubernetes.io/", "k8s.io/"];
+/// Whole keys a run may not set (besides [`RESERVED_KEY_PREFIXES`]).
+pub const RESERVED_KEYS: [&str; 3] = ["app.kubernetes.io/managed-by", "controller-uid", "job-name"];
+
+/// The first reserved key among `keys`, if any.
+pub fn reserved_key<'a>(mut keys: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    keys.find(|key| {
+        RESERVED_KEYS.contains(&key.as_str()) || RESERVED_KEY_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
+    })
+}
+
+/// The CEL rule of `labels` and `annotations` that refuses reserved keys.
+fn reserved_keys_rule() -> String {
+    let prefixes = RESERVED_KEY_PREFIXES.map(|p| format!("k.startsWith('{p}')"));
+    let keys = RESERVED_KEYS.map(|k| format!("k == '{k}'"));
+    format!("self.all(k, !({}))", prefixes.into_iter().chain(keys).collect::<Vec<_>>().join(" || "))
+}
+
+fn reserved_keys_message() -> String {
+    format!(
+        "keys with the prefixes {} and the keys {} are reserved for the operator and Kubernetes",
+        RESERVED_KEY_PREFIXES.join(", "),
+        RESERVED_KEYS.join(", ")
+    )
+}
+
+/// Most entries of `env`, and of `labels` and `annotations` each.
+pub const MAX_ENV: usize = 64;
+pub const MAX_METADATA_ENTRIES: usize = 32;
+/// Most characters of one env value, one annotation value.
+pub const MAX_VALUE_CHARACTERS: usize = 4096;
+
+/// `env`: a list of core/v1 `EnvVar`, with every string bounded (the API
+/// server estimates the immutability rule's cost from these bounds).
+fn env_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    use schemars::JsonSchema;
+    let mut item = k8s_openapi::api::core::v1::EnvVar::json_schema(generator).to_value();
+    bound_strings(&mut item, 1024);
+    if let Some(value) = item.pointer_mut("/properties/value").and_then(|v| v.as_object_mut()) {
+        value.insert("maxLength".into(), MAX_VALUE_CHARACTERS.into());
+    }
+    if let Some(name) = item.pointer_mut("/properties/name").and_then(|v| v.as_object_mut()) {
+        name.insert("minLength".into(), 1.into());
+        name.insert("maxLength".into(), 256.into());
+    }
+    let schema = serde_json::json!({
+        "type": "array",
+        "items": item,
+        "maxItems": MAX_ENV,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    });
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+/// Gives every string of `schema` without a `maxLength` this one.
+fn bound_strings(schema: &mut serde_json::Value, max: usize) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            let is_string = map.get("type").and_then(|t| t.as_str()) == Some("string");
+            if is_string && !map.contains_key("maxLength") && !map.contains_key("enum") {
+                map.insert("maxLength".into(), max.into());
+            }
+            map.values_mut().for_each(|v| bound_strings(v, max));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| bound_strings(v, max)),
+        _ => {}
+    }
+}
+
+/// `labels` and `annotations`: string maps with bounded keys and values,
+/// and no reserved key.
+fn metadata_schema(value_max: usize) -> schemars::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "maxProperties": MAX_METADATA_ENTRIES,
+        "additionalProperties": { "type": "string", "maxLength": value_max },
+        "x-kubernetes-validations": [
+            { "rule": "self.all(k, size(k) <= 317)", "message": "a key is at most 317 characters (a 253-character prefix, '/', a 63-character name)" },
+            { "rule": reserved_keys_rule(), "message": reserved_keys_message() }
+        ],
+    });
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+fn labels_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    metadata_schema(63)
+}
+
+fn annotations_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    metadata_schema(MAX_VALUE_CHARACTERS)
+}
 
 /// What to run: a template and what to change in it. Immutable once created
 /// (but for `cancel`), because a run is one-shot: it maps to exactly one Job.
@@ -83,17 +189,73 @@ pub struct JobRunSpec {
     )]
     pub template_ref: String,
 
-    /// Replaces `command` of the template's first container. Absent keeps
-    /// the template's; an empty list clears it.
+    /// The name of the container of the template's pod that `command`,
+    /// `args`, `env` and `resources` apply to. Absent: the first container.
+    /// Init containers are never targets. A name the template's pod does
+    /// not have fails the run with reason `InvalidOverride`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub container: Option<String>,
+
+    /// Replaces `command` of the target container. Absent keeps the
+    /// template's; an empty list clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256), inner(length(max = 8192)))]
     pub command: Option<Vec<String>>,
 
-    /// Replaces `args` of the template's first container. Absent keeps the
+    /// Replaces `args` of the target container. Absent keeps the
     /// template's; an empty list clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256), inner(length(max = 8192)))]
     pub args: Option<Vec<String>>,
+
+    /// Environment variables merged by name into the target container's: a
+    /// name the container has is replaced in place, a new one is appended,
+    /// in this list's order. `valueFrom` only where the template's
+    /// `runPolicy.overrides` has `envValueFrom`; names only as its
+    /// `runPolicy.envNames` allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "env_schema")]
+    pub env: Option<Vec<k8s_openapi::api::core::v1::EnvVar>>,
+
+    /// Requests and limits merged per resource name into the target
+    /// container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<RunResources>,
+
+    /// Labels added to the Job and its pod template (the operator's own
+    /// labels win). Reserved keys are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "labels_schema")]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+
+    /// Annotations added to the Job and its pod template (the operator's
+    /// own win). Reserved keys are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "annotations_schema")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+
+    /// Replaces the Job's `activeDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+
+    /// Replaces the Job's `backoffLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub backoff_limit: Option<i32>,
+
+    /// Replaces the Job's `parallelism`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub parallelism: Option<i32>,
+
+    /// Replaces the Job's `completions`. Where the result is invalid for the
+    /// template's Job, the API server's refusal fails the run
+    /// (`JobRejected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub completions: Option<i32>,
 
     /// Where to POST a JSON notification once the run has finished
     /// (`Succeeded` or `Failed`): delivered at least once, with retries, and
@@ -143,6 +305,19 @@ pub struct JobRunSpec {
     /// `kubectl patch jobrun NAME --type merge -p '{"spec":{"cancel":true}}'`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<bool>,
+}
+
+/// Requests and limits for the target container, per resource name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RunResources {
+    /// Merged per resource name into the container's `resources.requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub requests: Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    /// Merged per resource name into the container's `resources.limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub limits: Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
 }
 
 /// A key of a Secret in the run's namespace.

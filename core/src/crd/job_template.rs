@@ -23,7 +23,15 @@ use serde_json::json;
     shortname = "jt",
     category = "job-template-run",
     schema = "manual",
+    status = "JobTemplateStatus",
     doc = "A reusable batch/v1 Job definition; JobRuns create Jobs from it.",
+    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Valid\")].reason"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -85,6 +93,90 @@ pub struct RunPolicy {
     /// labels and annotations win over keys of the same name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_metadata: Option<JobMetadata>,
+    /// The fields of a JobRun's spec that a run of this template may set,
+    /// from `command`, `args`, `container`, `env`, `envValueFrom` (env
+    /// entries with `valueFrom`), `resources`, `labels`, `annotations`,
+    /// `activeDeadlineSeconds`, `backoffLimit`, `parallelism` and
+    /// `completions`. Unset: `[command, args]`. A run that sets another
+    /// fails with reason `OverrideNotAllowed` before any Job exists.
+    /// (`envValueFrom` lets a run read any ConfigMap or Secret key of the
+    /// namespace into its pod: allow it only where run authors may read
+    /// them.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "overrides_schema")]
+    pub overrides: Option<Vec<String>>,
+    /// The names a run's `env` may use; an entry ending in `*` admits every
+    /// name with that prefix. Unset: any name (once `env` is allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128), inner(length(min = 1, max = 256)))]
+    pub env_names: Option<Vec<String>>,
+    /// CEL rules over the run's `spec` (as `self`), as
+    /// `x-kubernetes-validations` are: a run for which a rule is not true
+    /// fails with reason `ValidationFailed` and the rule's message, before
+    /// any Job exists. A rule that does not compile, or whose estimated
+    /// cost is beyond the limit, makes the template invalid (`Valid=False`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub validations: Option<Vec<Validation>>,
+}
+
+/// The overrides a run may set when its template's policy names none.
+pub const DEFAULT_OVERRIDES: [&str; 2] = ["command", "args"];
+/// Every value `runPolicy.overrides` may hold.
+pub const OVERRIDES: [&str; 12] = [
+    "command",
+    "args",
+    "container",
+    "env",
+    "envValueFrom",
+    "resources",
+    "labels",
+    "annotations",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "parallelism",
+    "completions",
+];
+/// `runPolicy.overrides`: a set of [`OVERRIDES`].
+fn overrides_schema(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": OVERRIDES.len(),
+        "items": { "type": "string", "enum": OVERRIDES },
+        "x-kubernetes-list-type": "set"
+    })
+}
+
+/// Most rules in `runPolicy.validations`.
+pub const MAX_VALIDATIONS: usize = 16;
+
+/// One CEL rule of a template's policy, over the run's spec as `self`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Validation {
+    /// A CEL expression that is true for an acceptable run, e.g.
+    /// `self.args.size() == 1 && self.args[0].matches('^[a-z0-9-]+$')`.
+    #[schemars(length(min = 1, max = 4096))]
+    pub rule: String,
+    /// What a run that fails the rule is told (its condition's message).
+    #[schemars(length(min = 1, max = 1024))]
+    pub message: String,
+}
+
+/// The condition of a template that says whether runs can use it.
+pub const CONDITION_VALID: &str = "Valid";
+
+/// What the operator found of a template.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTemplateStatus {
+    /// The template's `metadata.generation` that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Valid`: `True` when runs can use the template; `False` with the
+    /// cause (a rule that does not compile, an unknown override, no
+    /// containers) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
 }
 
 /// Labels and annotations for a Job's own metadata.
@@ -148,7 +240,8 @@ impl JsonSchema for JobTemplate {
             "required": ["spec"],
             "properties": {
                 "spec": generator.subschema_for::<JobTemplateSpec>(),
-                "runPolicy": generator.subschema_for::<RunPolicy>()
+                "runPolicy": generator.subschema_for::<RunPolicy>(),
+                "status": generator.subschema_for::<JobTemplateStatus>()
             }
         })
     }

@@ -9,7 +9,12 @@ mod job_template;
 mod manifests;
 
 pub use job_run::{
-    CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, MAX_OVERRIDE_CHARACTERS, Phase,
+    CallbackStatus, CallbackTokenSecretRef, JobRun, JobRunSpec, JobRunStatus, MAX_ENV, MAX_METADATA_ENTRIES,
+    MAX_OVERRIDE_CHARACTERS, MAX_VALUE_CHARACTERS, Phase, RESERVED_KEY_PREFIXES, RESERVED_KEYS, RunResources,
+    reserved_key,
 };
-pub use job_template::{JobMetadata, JobTemplate, JobTemplateFields, JobTemplateSpec, RunPolicy};
+pub use job_template::{
+    CONDITION_VALID, DEFAULT_OVERRIDES, JobMetadata, JobTemplate, JobTemplateFields, JobTemplateSpec,
+    JobTemplateStatus, MAX_VALIDATIONS, OVERRIDES, RunPolicy, Validation,
+};
 pub use manifests::{ManifestError, crd_file_name, manifests, to_yaml};

@@ -151,7 +151,7 @@ mod tests {
         let mut finished = JobRun { metadata: heavy_meta(), spec, status: Some(done) };
         prune_run(&mut finished);
         assert_eq!((finished.spec.command, finished.spec.args), (None, None));
-        let mut template = JobTemplate { metadata: heavy_meta(), spec: Default::default() };
+        let mut template = JobTemplate { metadata: heavy_meta(), spec: Default::default(), status: None };
         prune_template(&mut template);
         assert_light(&template.metadata);
     }

@@ -28,6 +28,9 @@
 //! | no Job, no template, within the grace period     | `TemplateReady=False`, wait for it              |
 //! | no Job, no template, after the grace period      | `Failed/TemplateNotFound` (confirmed live)      |
 //! | no Job, a template that makes no Job             | `Failed/InvalidTemplate` (confirmed live)       |
+//! | no Job, an override the template does not allow  | `Failed/OverrideNotAllowed` (confirmed live)    |
+//! | no Job, an override that cannot apply            | `Failed/InvalidOverride` (confirmed live)       |
+//! | no Job, a rule of the template's policy not met  | `Failed/ValidationFailed` (confirmed live)      |
 //! | no Job, a template                               | create the Job                                  |
 //!
 //! An unfinished run is looked at again every resync period (with a jitter
@@ -47,6 +50,7 @@ use super::callback::{
 };
 use super::failure::{Failure, FailureReason, Refusal};
 use super::ownership::is_controlled_by;
+use super::policy::admit;
 use super::render::{FINALIZER, render};
 use super::retention::{Deletion, DeletionReason, finished_at, history_limit, place, ttl};
 use super::stalled::{stall, stalled_condition, stalled_deadline, with_stall};
@@ -303,6 +307,11 @@ fn decide_step(seen: &Observed<'_>, settings: &Settings) -> Step {
         }
         return fail_live(seen, Failure::template_not_found(&run.spec.template_ref));
     };
+    // The policy of the template as it is now: once the Job exists, the
+    // run is never checked again.
+    if let Err(refused) = admit(template, run) {
+        return fail_live(seen, refused);
+    }
     match render(template, run) {
         Ok(job) => Step::Create(Box::new(job)),
         Err(error) => fail_live(seen, Failure::invalid_template(&error)),

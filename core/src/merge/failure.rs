@@ -9,8 +9,16 @@ use super::render::RenderError;
 pub enum FailureReason {
     /// `spec.templateRef` names no JobTemplate in the run's namespace.
     TemplateNotFound,
-    /// The template cannot make a Job (for example, it has no container).
+    /// The template cannot make a Job (for example, it has no container,
+    /// or a rule of its policy does not compile).
     InvalidTemplate,
+    /// The run sets an override its template's `runPolicy` does not allow.
+    OverrideNotAllowed,
+    /// An override cannot apply to the template (an unknown container, a
+    /// reserved label key).
+    InvalidOverride,
+    /// The run fails a CEL rule of its template's `runPolicy.validations`.
+    ValidationFailed,
     /// The API server or an admission policy refused the rendered Job
     /// (400, 422, or a 403 from an admission webhook or policy).
     JobRejected,
@@ -30,6 +38,9 @@ impl FailureReason {
         match self {
             Self::TemplateNotFound => "TemplateNotFound",
             Self::InvalidTemplate => "InvalidTemplate",
+            Self::OverrideNotAllowed => "OverrideNotAllowed",
+            Self::InvalidOverride => "InvalidOverride",
+            Self::ValidationFailed => "ValidationFailed",
             Self::JobRejected => "JobRejected",
             Self::JobNameConflict => "JobNameConflict",
             Self::JobLost => "JobLost",
@@ -67,7 +78,11 @@ impl Failure {
 
     /// The template cannot make a Job.
     pub fn invalid_template(error: &RenderError) -> Self {
-        Self::new(FailureReason::InvalidTemplate, error.to_string())
+        let reason = match error {
+            RenderError::UnknownContainer { .. } => FailureReason::InvalidOverride,
+            _ => FailureReason::InvalidTemplate,
+        };
+        Self::new(reason, error.to_string())
     }
 }
 

@@ -13,8 +13,10 @@ mod guard;
 mod names;
 mod notes;
 mod ownership;
+mod policy;
 mod render;
 mod retention;
+mod rules;
 mod stalled;
 mod status;
 
@@ -33,11 +35,13 @@ pub use guard::{AllowList, Cidr, CidrError, Guard, Refused, Target, canonical, f
 pub use names::label_safe;
 pub use notes::{MAX_NOTE_BYTES, Note, cut_note, notes};
 pub use ownership::is_controlled_by;
+pub use policy::{TemplateError, admit, allowed_overrides, overrides_set, template_status, validate_template};
 pub use render::{
     ANNOTATION_RUN_NAME, ANNOTATION_TEMPLATE_GENERATION, FINALIZER, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TEMPLATE,
     MANAGER, RenderError, render,
 };
 pub use retention::{Deletion, DeletionReason, finished_at};
+pub use rules::{RuleError, RuleFailure, check_rules, evaluate_rules};
 pub use stalled::{CONDITION_STALLED, FAILED_CREATE, Stall, WAITING_REASONS, stall, stalled_condition};
 pub use status::{CONDITION_FINISHED, failed, is_finished, job_name_for, status};
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
@@ -38,6 +39,8 @@ const JOB_CONTROLLER_LABELS: [&str; 4] =
 pub enum RenderError {
     #[error("JobTemplate {template} has no containers in spec.template.spec.containers")]
     NoContainers { template: String },
+    #[error("spec.container {name:?} is not a container of JobTemplate {template} (its containers: {containers})")]
+    UnknownContainer { template: String, name: String, containers: String },
     #[error("JobRun has no {field}; a run read from the API server always has one")]
     RunWithoutIdentity { field: &'static str },
     #[error("{kind} name {name:?} is not a valid Kubernetes name (a DNS-1123 subdomain)")]
@@ -49,9 +52,13 @@ pub enum RenderError {
 }
 
 /// Builds the Job for `run` from `template`: the template's JobSpec, with
-/// the run's `command`/`args` on the first container, the operator's labels
-/// (over the template's `runPolicy.jobMetadata` on the Job), and a
-/// controller ownerReference to the run.
+/// the run's overrides applied (`command`, `args`, `env`, `resources` on the
+/// target container, the first unless `container` names another; `labels`
+/// and `annotations` on the Job and its pods; the Job's numbers), the
+/// operator's labels (over the run's and the template's
+/// `runPolicy.jobMetadata`), and a controller ownerReference to the run.
+/// Whether the template's policy allows the overrides is [`super::admit`]'s
+/// to say, before.
 pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> {
     let run_name = run.metadata.name.as_deref().ok_or(RenderError::RunWithoutIdentity { field: "metadata.name" })?;
     let namespace =
@@ -72,29 +79,64 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
         return Err(RenderError::NameUnfitForIndexedJob { template: template.name_any(), run: run_name.to_owned() });
     }
     let labels = operator_labels(&template.name_any(), run_name);
+    let run_labels = run.spec.labels.clone().unwrap_or_default();
+    let run_annotations = run.spec.annotations.clone().unwrap_or_default();
     let pod = &mut spec.template;
-    let pod_labels = pod.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new);
+    let pod_meta = pod.metadata.get_or_insert_with(ObjectMeta::default);
+    let pod_labels = pod_meta.labels.get_or_insert_with(BTreeMap::new);
     pod_labels.retain(|key, _| !JOB_CONTROLLER_LABELS.contains(&key.as_str()));
+    pod_labels.extend(run_labels.clone());
     pod_labels.extend(labels.clone());
+    if !run_annotations.is_empty() {
+        pod_meta.annotations.get_or_insert_with(BTreeMap::new).extend(run_annotations.clone());
+    }
 
-    let container = pod
-        .spec
-        .as_mut()
-        .and_then(|pod_spec| pod_spec.containers.first_mut())
-        .ok_or_else(|| RenderError::NoContainers { template: template.name_any() })?;
+    let containers = pod.spec.as_mut().map(|pod_spec| &mut pod_spec.containers);
+    let container = match (containers, &run.spec.container) {
+        (Some(containers), Some(name)) if !containers.is_empty() => {
+            let known = containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ");
+            containers.iter_mut().find(|c| &c.name == name).ok_or_else(|| RenderError::UnknownContainer {
+                template: template.name_any(),
+                name: name.clone(),
+                containers: known,
+            })?
+        }
+        (Some(containers), _) => {
+            containers.first_mut().ok_or_else(|| RenderError::NoContainers { template: template.name_any() })?
+        }
+        (None, _) => return Err(RenderError::NoContainers { template: template.name_any() }),
+    };
     if let Some(command) = &run.spec.command {
         container.command = non_empty(command);
     }
     if let Some(args) = &run.spec.args {
         container.args = non_empty(args);
     }
+    if let Some(env) = &run.spec.env {
+        merge_env(container.env.get_or_insert_with(Vec::new), env);
+    }
+    if let Some(resources) = &run.spec.resources {
+        let target = container.resources.get_or_insert_with(Default::default);
+        for (from, into) in [(&resources.requests, &mut target.requests), (&resources.limits, &mut target.limits)] {
+            if let Some(from) = from {
+                into.get_or_insert_with(BTreeMap::new).extend(from.clone());
+            }
+        }
+    }
+    let numbers = &run.spec;
+    spec.active_deadline_seconds = numbers.active_deadline_seconds.or(spec.active_deadline_seconds);
+    spec.backoff_limit = numbers.backoff_limit.or(spec.backoff_limit);
+    spec.parallelism = numbers.parallelism.or(spec.parallelism);
+    spec.completions = numbers.completions.or(spec.completions);
 
-    // The template's Job metadata first, so that the operator's keys win.
+    // The template's Job metadata first, then the run's, so that the operator's keys win.
     let job_metadata = template.spec.run_policy.as_ref().and_then(|policy| policy.job_metadata.clone());
     let (mut job_labels, mut annotations) = job_metadata
         .map(|meta| (meta.labels.unwrap_or_default(), meta.annotations.unwrap_or_default()))
         .unwrap_or_default();
+    job_labels.extend(run_labels);
     job_labels.extend(labels);
+    annotations.extend(run_annotations);
     annotations.insert(ANNOTATION_RUN_NAME.to_owned(), run_name.to_owned());
     if let Some(generation) = template.metadata.generation {
         annotations.insert(ANNOTATION_TEMPLATE_GENERATION.to_owned(), generation.to_string());
@@ -119,6 +161,17 @@ pub fn render(template: &JobTemplate, run: &JobRun) -> Result<Job, RenderError> 
 fn fits_indexed_hostnames(job_name: &str, completions: Option<i32>) -> bool {
     let largest_index = completions.unwrap_or(1).saturating_sub(1).max(0);
     !job_name.contains('.') && job_name.len() + 1 + largest_index.to_string().len() <= 63
+}
+
+/// Merges `overrides` into `env` by name: a name `env` has is replaced in
+/// place, a new one is appended, in the order of `overrides`.
+fn merge_env(env: &mut Vec<EnvVar>, overrides: &[EnvVar]) {
+    for var in overrides {
+        match env.iter_mut().find(|e| e.name == var.name) {
+            Some(existing) => *existing = var.clone(),
+            None => env.push(var.clone()),
+        }
+    }
 }
 
 /// An empty override clears the field; the API server would drop `[]` anyway.
