@@ -11,6 +11,7 @@ use futures::FutureExt;
 use job_template_run::crd::{JobRun, JobTemplate, MAX_OVERRIDE_CHARACTERS};
 use job_template_run::merge;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::EnvVar;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -84,7 +85,17 @@ fn main() -> ExitCode {
                         json!({ "templateRef": "t", "command": filled('x', half), "args": filled('x', half + 1) }),
                     )
                 },
-                "command and args together must be at most 131072 characters",
+                "command, args, env values and annotation values (counted twice: on the Job and its pods) together must be at most 131072 characters",
+            ),
+            rejected(
+                "a_run_whose_env_values_exceed_the_128_ki_total_is_rejected",
+                Kind::Run,
+                |ns| {
+                    let env: Vec<Value> =
+                        (0..33).map(|i| json!({ "name": format!("V{i}"), "value": "x".repeat(4096) })).collect();
+                    run_json(ns, json!({ "templateRef": "t", "env": env }))
+                },
+                "together must be at most 131072 characters",
             ),
             rejected(
                 "a_callback_url_that_is_not_http_is_rejected",
@@ -247,10 +258,28 @@ async fn at_the_size_limit(env: Arc<Env>, namespace: String) -> Result<(), Strin
         ("escaped", filled('<', half), filled('<', half)),
         ("four-byte", filled('\u{1F600}', half), filled('\u{1F600}', half)),
         ("all-in-args", vec![], filled('<', MAX_OVERRIDE_CHARACTERS)),
+        ("spread", vec![], vec![]),
     ] {
         let mut body = run(&namespace, name, "t", &[])?;
         body.spec.command = Some(command);
         body.spec.args = Some(args);
+        if name == "spread" {
+            // A quarter each in command and args, env values, and (counted twice) annotation values.
+            let quarter = MAX_OVERRIDE_CHARACTERS / 4;
+            body.spec.command = Some(filled('<', quarter / 2));
+            body.spec.args = Some(filled('<', quarter / 2));
+            let values =
+                |total: usize| (0..total).step_by(4096).map(move |start| "<".repeat((total - start).min(4096)));
+            body.spec.env = Some(
+                values(quarter * 2)
+                    .enumerate()
+                    .map(|(i, value)| EnvVar { name: format!("V{i}"), value: Some(value), ..EnvVar::default() })
+                    .collect(),
+            );
+            body.spec.annotations =
+                Some(values(quarter / 2).enumerate().map(|(i, v)| (format!("example.com/a{i}"), v)).collect());
+            body.spec.labels = Some((0..32).map(|i| (format!("example.com/l{i}"), "x".repeat(63))).collect());
+        }
         runs.create(&post, &body).await.map_err(|e| format!("run {name} at the limit was rejected: {e}"))?;
         let stored = runs.get(name).await.map_err(|e| format!("read run {name} back: {e}"))?;
         if stored.spec != body.spec {

@@ -6,7 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The most characters `command` and `args` may hold together (CEL `size`,
+/// The most characters `command`, `args`, env values and (twice) annotation
+/// values may hold together (CEL `size`,
 /// so code points). Measured on Kubernetes 1.35 with etcd's default 1.5 MiB
 /// object limit (see e2e/README.md): a run fails to store from about 250 Ki
 /// characters that JSON escapes to 6 bytes (`<`, control characters), a Job
@@ -16,11 +17,14 @@ pub const MAX_OVERRIDE_CHARACTERS: usize = 128 * 1024;
 
 /// The CEL rule that enforces [`MAX_OVERRIDE_CHARACTERS`] (the per-item
 /// limits alone would allow 4 Mi characters).
+///
+/// Annotation values count twice: they go on the Job and on its pod template.
 const OVERRIDES_SIZE_RULE: &str = "(has(self.command) ? self.command.map(c, size(c)).sum() : 0) \
-     + (has(self.args) ? self.args.map(a, size(a)).sum() : 0) <= 131072";
+     + (has(self.args) ? self.args.map(a, size(a)).sum() : 0) \
+     + (has(self.env) ? self.env.map(e, has(e.value) ? size(e.value) : 0).sum() : 0) \
+     + (has(self.annotations) ? 2 * self.annotations.map(k, size(self.annotations[k])).sum() : 0) <= 131072";
 
-const OVERRIDES_SIZE_MESSAGE: &str =
-    "command and args together must be at most 131072 characters (128 Ki), so that the run and its Job fit in etcd";
+const OVERRIDES_SIZE_MESSAGE: &str = "command, args, env values and annotation values (counted twice: on the Job and its pods) together must be at most 131072 characters (128 Ki), so that the run and its Job fit in etcd";
 
 /// Every field of the spec but `cancel`, which the immutability rule holds
 /// equal to the old object's (a test holds this list to the schema).
