@@ -13,6 +13,8 @@ use serde_json::json;
 /// The top-level fields of a `JobTemplate` (beside `metadata`): `.spec` is
 /// exactly a batch/v1 `JobSpec`, so a Job's spec pasted in stays valid, and
 /// `.runPolicy` says what applies to the template's runs.
+// The derive's repeated `printcolumn(type_ = …)` arguments trip this lint.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "cellbytes.io",

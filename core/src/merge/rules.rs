@@ -1,9 +1,32 @@
-//! `runPolicy.validations`: CEL rules over a run's spec, as `self`.
+//! `runPolicy.validations`: CEL rules over a run's spec, as `self`, the way
+//! the API server evaluates `x-kubernetes-validations`.
 //!
-//! PLACEHOLDER: the interface only; the implementation (the `cel` crate,
-//! a static cost bound per rule) comes with its tests.
+//! The [`cel`](https://crates.io/crates/cel) crate parses and evaluates;
+//! it has no cost limit of its own, so each rule's cost is bounded before
+//! it runs by a static estimate over its syntax tree ([`estimated_cost`]).
+//! Compiled rules are kept in a small process-wide memo keyed by their
+//! source: parsing is most of the work, and a template's rules are the same
+//! for all of its runs. The memo never changes a result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::{Context, Program, Value};
 
 use crate::crd::{JobRunSpec, Validation};
+
+/// The most a rule may cost, in the units of [`estimated_cost`]: the API
+/// server's limit for one CEL expression (`PerCallLimit`).
+pub const MAX_RULE_COST: u64 = 1_000_000;
+/// How many times a comprehension (`all`, `exists`, `map`, `filter`, …) is
+/// taken to loop: the most items of any list of a JobRun's spec (`command`,
+/// `args`; `env` and the maps hold fewer).
+pub const MAX_LIST_SIZE: u64 = 256;
+/// The longest rule source (the CRD says so too).
+pub const MAX_RULE_CHARACTERS: usize = 4096;
+/// Compiled rules kept in the memo, at most; it is emptied when full.
+const MEMO_CAPACITY: usize = 1024;
 
 /// A rule of a template that cannot be used: the template is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,13 +51,252 @@ pub enum RuleFailure {
 
 /// Compiles every rule: the first that does not compile, or costs too much.
 pub fn check_rules(validations: &[Validation]) -> Result<(), RuleError> {
-    let _ = validations;
-    Ok(())
+    validations.iter().enumerate().try_for_each(|(index, v)| compiled(index, &v.rule).map(|_| ()))
 }
 
 /// Evaluates the rules in order against `spec` as `self`: the first that
 /// is not `true`.
 pub fn evaluate_rules(validations: &[Validation], spec: &JobRunSpec) -> Result<(), RuleFailure> {
-    let _ = (validations, spec);
+    if validations.is_empty() {
+        return Ok(());
+    }
+    let programs = validations
+        .iter()
+        .enumerate()
+        .map(|(index, v)| compiled(index, &v.rule))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RuleFailure::Invalid)?;
+    let this = cel::to_value(spec).map_err(|e| RuleFailure::Errored {
+        index: 0,
+        message: validations[0].message.clone(),
+        error: format!("the run's spec cannot be given to CEL: {e}"),
+    })?;
+    let mut context = Context::default();
+    context.add_variable_from_value("self", this);
+    for (index, (program, validation)) in programs.iter().zip(validations).enumerate() {
+        match program.execute(&context) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                return Err(RuleFailure::Failed { index, message: validation.message.clone() });
+            }
+            Ok(other) => {
+                return Err(RuleFailure::Errored {
+                    index,
+                    message: validation.message.clone(),
+                    error: format!("the rule gave {other:?}, not a bool"),
+                });
+            }
+            Err(error) => {
+                return Err(RuleFailure::Errored {
+                    index,
+                    message: validation.message.clone(),
+                    error: one_line(&error.to_string()),
+                });
+            }
+        }
+    }
     Ok(())
+}
+
+/// The compiled program of rule `index`, from the memo or freshly parsed
+/// and cost-checked.
+fn compiled(index: usize, source: &str) -> Result<Arc<Program>, RuleError> {
+    static MEMO: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(program) = memo.lock().ok().and_then(|m| m.get(source).cloned()) {
+        return Ok(program);
+    }
+    let program = Arc::new(compile(index, source)?);
+    if let Ok(mut memo) = memo.lock() {
+        if memo.len() >= MEMO_CAPACITY {
+            memo.clear();
+        }
+        memo.insert(source.to_owned(), Arc::clone(&program));
+    }
+    Ok(program)
+}
+
+fn compile(index: usize, source: &str) -> Result<Program, RuleError> {
+    let characters = source.chars().count();
+    if characters > MAX_RULE_CHARACTERS {
+        return Err(RuleError::Compile {
+            index,
+            message: format!("{characters} characters, more than the {MAX_RULE_CHARACTERS} a rule may have"),
+        });
+    }
+    let program =
+        Program::compile(source).map_err(|e| RuleError::Compile { index, message: one_line(&e.to_string()) })?;
+    let cost = estimated_cost(program.expression());
+    if cost > MAX_RULE_COST {
+        return Err(RuleError::TooCostly { index, cost, limit: MAX_RULE_COST });
+    }
+    Ok(program)
+}
+
+/// An upper bound of the work a rule does, in nodes visited: each node
+/// costs 1; a comprehension costs its range, and its loop condition and
+/// step [`MAX_LIST_SIZE`] times (so nested comprehensions multiply); a
+/// string function (`matches`, `contains`, …) costs as much as a list is
+/// long, for the string it scans. Saturating, never overflowing.
+pub fn estimated_cost(expression: &IdedExpr) -> u64 {
+    let cost = estimated_cost;
+    let sum = |items: &mut dyn Iterator<Item = &IdedExpr>| items.map(cost).fold(0u64, u64::saturating_add);
+    match &expression.expr {
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 1,
+        Expr::Select(select) => 1u64.saturating_add(cost(&select.operand)),
+        Expr::Call(call) => {
+            let scans = matches!(call.func_name.as_str(), "matches" | "contains" | "startsWith" | "endsWith");
+            let own = if scans { MAX_LIST_SIZE } else { 1 };
+            let target = call.target.as_deref().map_or(0, cost);
+            own.saturating_add(target).saturating_add(sum(&mut call.args.iter()))
+        }
+        Expr::List(list) => 1u64.saturating_add(sum(&mut list.elements.iter())),
+        Expr::Map(map) => 1u64.saturating_add(sum(&mut map.entries.iter().flat_map(|e| entry_exprs(&e.expr)))),
+        Expr::Struct(s) => 1u64.saturating_add(sum(&mut s.entries.iter().flat_map(|e| entry_exprs(&e.expr)))),
+        Expr::Comprehension(c) => {
+            let body = cost(&c.loop_cond).saturating_add(cost(&c.loop_step));
+            1u64.saturating_add(cost(&c.iter_range))
+                .saturating_add(cost(&c.accu_init))
+                .saturating_add(cost(&c.result))
+                .saturating_add(MAX_LIST_SIZE.saturating_mul(body))
+        }
+    }
+}
+
+fn entry_exprs(entry: &EntryExpr) -> Vec<&IdedExpr> {
+    match entry {
+        EntryExpr::StructField(field) => vec![&field.value],
+        EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
+    }
+}
+
+/// The first line of `text`, at most 300 characters.
+fn one_line(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    let cut: String = line.chars().take(300).collect();
+    if cut.len() < line.len() { format!("{cut}…") } else { cut }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(rule: &str) -> Validation {
+        Validation { rule: rule.to_owned(), message: format!("message of {rule}") }
+    }
+
+    fn spec(args: Option<&[&str]>) -> JobRunSpec {
+        JobRunSpec {
+            template_ref: "t".into(),
+            args: args.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            ..JobRunSpec::default()
+        }
+    }
+
+    const EXAMPLE: &str = "self.args.size() == 1 && self.args[0].matches('^[a-z0-9-]+$')";
+
+    #[test]
+    fn a_true_rule_passes_and_a_false_rule_fails_with_its_message() {
+        assert_eq!(evaluate_rules(&[rule("true")], &spec(None)), Ok(()));
+        assert_eq!(
+            evaluate_rules(&[rule("1 == 2")], &spec(None)),
+            Err(RuleFailure::Failed { index: 0, message: "message of 1 == 2".into() })
+        );
+    }
+
+    #[test]
+    fn the_issues_example_admits_one_lower_case_argument_and_nothing_else() {
+        assert_eq!(evaluate_rules(&[rule(EXAMPLE)], &spec(Some(&["ok-1"]))), Ok(()));
+        for args in [&["Not ok"][..], &["a", "b"], &[]] {
+            assert!(
+                matches!(
+                    evaluate_rules(&[rule(EXAMPLE)], &spec(Some(args))),
+                    Err(RuleFailure::Failed { index: 0, .. })
+                ),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_over_a_field_the_run_does_not_set_errors_unless_it_guards_it_with_has() {
+        let failure = evaluate_rules(&[rule("self.args.size() == 1")], &spec(None));
+        assert!(matches!(failure, Err(RuleFailure::Errored { index: 0, .. })), "{failure:?}");
+        assert_eq!(evaluate_rules(&[rule("has(self.args) ? self.args.size() == 1 : true")], &spec(None)), Ok(()));
+        assert_eq!(evaluate_rules(&[rule("!has(self.args)")], &spec(None)), Ok(()));
+        assert_eq!(evaluate_rules(&[rule("self.templateRef == 't'")], &spec(None)), Ok(()));
+    }
+
+    #[test]
+    fn a_rule_that_gives_no_bool_errors() {
+        let failure = evaluate_rules(&[rule("self.templateRef")], &spec(None));
+        assert!(matches!(failure, Err(RuleFailure::Errored { index: 0, .. })), "{failure:?}");
+    }
+
+    #[test]
+    fn the_first_failing_rule_in_order_is_reported() {
+        let rules = [rule("true"), rule("false"), rule("self.nothing")];
+        assert_eq!(
+            evaluate_rules(&rules, &spec(None)),
+            Err(RuleFailure::Failed { index: 1, message: "message of false".into() })
+        );
+    }
+
+    #[test]
+    fn a_rule_that_does_not_parse_is_a_compile_error_with_its_index() {
+        let rules = [rule("true"), rule("self.args.size( ==")];
+        let error = check_rules(&rules).expect_err("does not compile");
+        assert!(
+            matches!(&error, RuleError::Compile { index: 1, message } if !message.is_empty() && !message.contains('\n')),
+            "{error:?}"
+        );
+        assert!(matches!(
+            evaluate_rules(&rules, &spec(None)),
+            Err(RuleFailure::Invalid(RuleError::Compile { index: 1, .. }))
+        ));
+    }
+
+    #[test]
+    fn a_rule_longer_than_4096_characters_is_refused() {
+        let long = format!("true{}", " && true".repeat(600));
+        assert!(matches!(check_rules(&[rule(&long)]), Err(RuleError::Compile { index: 0, .. })));
+    }
+
+    #[test]
+    fn two_nested_comprehensions_are_within_the_cost_limit_and_three_are_not() {
+        let two = "self.args.all(a, self.args.exists(b, a == b))";
+        let three = "self.args.all(a, self.args.all(b, self.args.exists(c, a == b && b == c)))";
+        assert_eq!(check_rules(&[rule(two)]), Ok(()));
+        assert!(
+            matches!(check_rules(&[rule(three)]), Err(RuleError::TooCostly { index: 0, cost, limit: MAX_RULE_COST }) if cost > MAX_RULE_COST)
+        );
+        assert_eq!(evaluate_rules(&[rule(two)], &spec(Some(&["x", "y"]))), Ok(()));
+    }
+
+    #[test]
+    fn a_string_scan_costs_as_much_as_a_list_is_long() {
+        let program = Program::compile("'a'.matches('a')").expect("compiles");
+        assert!(estimated_cost(program.expression()) >= MAX_LIST_SIZE);
+        let program = Program::compile("1 + 2").expect("compiles");
+        assert!(estimated_cost(program.expression()) < 10);
+    }
+
+    #[test]
+    fn env_and_the_numbers_reach_the_rules_by_their_json_names() {
+        let mut run = spec(None);
+        run.env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+            name: "APP_MODE".into(),
+            value: Some("x".into()),
+            ..Default::default()
+        }]);
+        run.parallelism = Some(3);
+        let rules = [
+            rule("self.env.all(e, e.name.startsWith('APP_'))"),
+            rule("self.parallelism <= 10"),
+            rule("!has(self.backoffLimit)"),
+        ];
+        assert_eq!(evaluate_rules(&rules, &run), Ok(()));
+        run.parallelism = Some(11);
+        assert!(matches!(evaluate_rules(&rules, &run), Err(RuleFailure::Failed { index: 1, .. })));
+    }
 }
