@@ -14,7 +14,7 @@ use e2e::operator::{OperatorProcess, http_get};
 use e2e::suite::{self, Env, Test};
 use e2e::{ClusterKind, tools, wait};
 use futures::FutureExt;
-use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase};
+use job_template_run::crd::{JobRun, JobRunStatus, JobTemplate, Phase, RunPolicy, Validation};
 use job_template_run::merge::LABEL_RUN;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::events::v1::Event;
@@ -49,7 +49,14 @@ fn main() -> ExitCode {
             Test::new("an_operator_that_cannot_reach_the_api_server_is_unready_and_then_unhealthy", |e, ns| {
                 unreachable(e, ns).boxed()
             }),
-            Test::new("the_readmes_python_client_example_creates_a_run_that_succeeds", |e, ns| python(e, ns).boxed()),
+            Test::new(
+                "the_python_client_example_creates_runs_with_args_and_with_env_and_resources_and_reads_a_refusals_reason",
+                |e, ns| python(e, ns).boxed(),
+            ),
+            Test::new(
+                "a_templates_valid_condition_follows_its_rules_and_a_run_of_an_invalid_template_fails_with_its_cause",
+                |e, ns| template_valid(e, ns).boxed(),
+            ),
             Test::new("the_run_records_events_and_the_operator_counts_them_in_metrics", |e, ns| {
                 observed(e, ns).boxed()
             }),
@@ -237,20 +244,113 @@ async fn python(env: Arc<Env>, name: String) -> Result<(), String> {
     ensure(python.exists(), || {
         format!("{} is missing: run `bash scripts/install-python-client.sh`", python.display())
     })?;
-    ns.create_template(template(&ns.name, "echo", json!({}))?).await?;
+    let mut open = template(&ns.name, "echo", json!({}))?;
+    open.spec.run_policy = Some(RunPolicy {
+        overrides: Some(["args", "env", "resources"].map(str::to_owned).to_vec()),
+        ..RunPolicy::default()
+    });
+    ns.create_template(open).await?;
+    ns.create_template(template(&ns.name, "strict", json!({}))?).await?;
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/python/create_jobrun.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(&example)
-        .args(["--namespace", &ns.name, "--template", "echo", "--name", "from-python", "--arg", "hello"])
-        .env("KUBECONFIG", &env.cluster.kubeconfig_path)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure(output.status.success() && stdout.contains("from-python: Succeeded"), || {
-        format!("the example failed ({}): {stdout}{}", output.status, String::from_utf8_lossy(&output.stderr))
+    let example_run = |args: &'static [&'static str]| {
+        let (python, example, ns, kubeconfig) =
+            (python.clone(), example.clone(), ns.name.clone(), env.cluster.kubeconfig_path.clone());
+        async move {
+            let output = tokio::process::Command::new(&python)
+                .arg(&example)
+                .args(["--namespace", &ns])
+                .args(args)
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            Ok::<_, String>((output.status.code(), text))
+        }
+    };
+    let (code, text) = example_run(&["--template", "echo", "--name", "from-python", "--arg", "hello"]).await?;
+    ensure(code == Some(0) && text.contains("from-python: Succeeded"), || format!("args ({code:?}): {text}"))?;
+    let (code, text) =
+        example_run(&["--template", "echo", "--name", "with-env", "--env", "GREETING=hi", "--request", "cpu=250m"])
+            .await?;
+    ensure(code == Some(0) && text.contains("with-env: Succeeded"), || format!("env ({code:?}): {text}"))?;
+    let job = ns.jobs().get("with-env").await.map_err(|e| e.to_string())?;
+    let container = job.spec.and_then(|s| s.template.spec).map(|p| p.containers[0].clone()).ok_or("no pod spec")?;
+    let env_ok = container.env.iter().flatten().any(|e| e.name == "GREETING" && e.value.as_deref() == Some("hi"));
+    let cpu = container.resources.and_then(|r| r.requests).and_then(|r| r.get("cpu").cloned());
+    ensure(env_ok && cpu.as_ref().map(|q| q.0.as_str()) == Some("250m"), || {
+        format!("the Job's container: env {env_ok}, cpu {cpu:?}")
     })?;
-    ns.wait_phase("from-python", Phase::Succeeded).await.map(|_| ())
+    // The default policy (command and args) refuses env: exit 1, and the reason printed.
+    let (code, text) = example_run(&["--template", "strict", "--name", "refused", "--env", "GREETING=hi"]).await?;
+    ensure(
+        code == Some(1)
+            && text.contains("refused: Failed")
+            && text.contains("OverrideNotAllowed: JobTemplate strict does not allow spec.env"),
+        || format!("refused ({code:?}): {text}"),
+    )?;
+    ensure(ns.jobs().get_opt("refused").await.map_err(|e| e.to_string())?.is_none(), || {
+        "a refused run got a Job".to_owned()
+    })
+}
+
+/// Waits until `name`'s `Valid` condition has `status` and `reason`, for its
+/// current generation; returns its message.
+async fn valid_condition(
+    templates: &Api<JobTemplate>,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> Result<String, String> {
+    wait::until(TIMEOUT, &format!("template {name} Valid={status}/{reason}"), || async {
+        let template = templates.get(name).await.map_err(|e| e.to_string())?;
+        let seen = template.status.clone().unwrap_or_default();
+        let valid = seen.conditions.iter().flatten().find(|c| c.type_ == "Valid").cloned();
+        match valid {
+            Some(c)
+                if c.status == status
+                    && c.reason == reason
+                    && seen.observed_generation == template.metadata.generation =>
+            {
+                Ok(c.message)
+            }
+            other => Err(format!("status {seen:?}, Valid {other:?}")),
+        }
+    })
+    .await
+}
+
+async fn template_valid(env: Arc<Env>, name: String) -> Result<(), String> {
+    let ns = Ns::new(&env, name)?;
+    let templates: Api<JobTemplate> = Api::namespaced(ns.client.clone(), &ns.name);
+    let started = std::time::Instant::now();
+    ns.create_template(template(&ns.name, "good", json!({}))?).await?;
+    valid_condition(&templates, "good", "True", "Valid").await?;
+    let seen_after = started.elapsed();
+    let mut bad = template(&ns.name, "bad", json!({}))?;
+    bad.spec.run_policy = Some(RunPolicy {
+        validations: Some(vec![Validation { rule: "self.args.size( ==".into(), message: "never shown".into() }]),
+        ..RunPolicy::default()
+    });
+    ns.create_template(bad).await?;
+    let message = valid_condition(&templates, "bad", "False", "RuleDoesNotCompile").await?;
+    ensure(message.contains("runPolicy.validations[0].rule does not compile"), || message.clone())?;
+    // A run of it fails with the same cause, and gets no Job.
+    ns.create_run(run(&ns.name, "of-bad", "bad", &["x"])?).await?;
+    let status = ns.wait_phase("of-bad", Phase::Failed).await?;
+    let failed = condition(&status, "Failed").ok_or("no Failed=True")?;
+    ensure(
+        failed.reason.as_deref() == Some("InvalidTemplate")
+            && failed.message.as_deref().is_some_and(|m| m.contains(&message)),
+        || format!("{:?}: {:?}", failed.reason, failed.message),
+    )?;
+    // Mended, it is valid again, for its new generation.
+    let mended = json!({ "runPolicy": { "validations": [{ "rule": "true", "message": "m" }] } });
+    templates.patch("bad", &PatchParams::default(), &Patch::Merge(&mended)).await.map_err(|e| e.to_string())?;
+    valid_condition(&templates, "bad", "True", "Valid").await?;
+    println!("template_valid: Valid=True seen {:.2}s after the create", seen_after.as_secs_f64());
+    Ok(())
 }
 
 async fn missing(env: Arc<Env>, name: String) -> Result<(), String> {

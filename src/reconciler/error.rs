@@ -24,6 +24,8 @@ pub enum ReconcileError {
     NoJobToPatch(String),
     #[error("JobRun {0} needed more steps than one reconcile takes; trying again")]
     TooManySteps(String),
+    #[error("cannot write the status of JobTemplate {name}: {source}")]
+    WriteTemplateStatus { name: String, source: kube::Error },
 }
 
 impl ReconcileError {
@@ -39,6 +41,7 @@ impl ReconcileError {
             Self::DeleteRun { .. } => "delete_run",
             Self::NoJobToPatch(_) => "no_job_to_patch",
             Self::TooManySteps(_) => "too_many_steps",
+            Self::WriteTemplateStatus { .. } => "write_template_status",
         }
     }
 }

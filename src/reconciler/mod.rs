@@ -12,6 +12,7 @@ mod janitor;
 mod leader;
 mod permissions;
 mod reconcile;
+mod templates;
 mod uninstall;
 
 use std::net::SocketAddr;
@@ -336,6 +337,20 @@ where
             .run(janitor::release, janitor::error_policy, context.clone())
             .for_each(|_| future::ready(()));
 
+    // Each template's status (`Valid`): every template event, and all of
+    // them when this replica gains the lead.
+    let (template_tx, template_rx) = futures::channel::mpsc::unbounded::<JobTemplate>();
+    let template_events = template_events.inspect(move |event| {
+        if let Ok(watcher::Event::Apply(template) | watcher::Event::InitApply(template)) = event {
+            let _ = template_tx.unbounded_send(template.clone());
+        }
+    });
+    let template_status = Controller::for_stream(template_rx.map(Ok), templates.store.clone())
+        .with_config(controller::Config::default().concurrency(shared.options.concurrency))
+        .reconcile_all_on(leadership_gained(shared.leading.clone()))
+        .run(templates::write_status, templates::error_policy, context.clone())
+        .for_each(|_| future::ready(()));
+
     // A template that appears (or changes) wakes the unfinished runs that
     // name it, from an index kept beside the runs cache.
     let waiting = by_template.clone();
@@ -411,6 +426,7 @@ where
         tokio::select! {
             _ = reconciled => {}
             _ = janitor => {}
+            _ = template_status => {}
             _ = stopped_before_sync => {}
         }
         // Callback attempts in flight end (within the callback timeout) and

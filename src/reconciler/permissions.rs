@@ -17,8 +17,10 @@ pub const PERMISSIONS: &[Permission] = &[
     // past its TTL or beyond its template's history limit is deleted.
     Permission { api_group: "cellbytes.io", resource: "jobruns", verbs: &["get", "list", "watch", "delete"] },
     Permission { api_group: "cellbytes.io", resource: "jobruns/status", verbs: &["update"] },
-    // Templates are cached; a cache miss makes one GET.
+    // Templates are cached; a cache miss makes one GET. Their status
+    // (`Valid`) is written through the subresource by a merge patch.
     Permission { api_group: "cellbytes.io", resource: "jobtemplates", verbs: &["get", "list", "watch"] },
+    Permission { api_group: "cellbytes.io", resource: "jobtemplates/status", verbs: &["patch"] },
     // Owned Jobs are cached; create, a GET after a 409 or before a failure,
     // and patch to set or remove the operator's finalizer, and to suspend a
     // cancelled run's Job.

@@ -87,10 +87,14 @@ on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
 - apiGroups: ["cellbytes.io"]
   resources: ["jobruns/status"]
   verbs: ["update"]
-# Templates are cached; a cache miss makes one GET.
+# Templates are cached; a cache miss makes one GET. Their status (Valid) is
+# written through the subresource by a merge patch.
 - apiGroups: ["cellbytes.io"]
   resources: ["jobtemplates"]
   verbs: ["get", "list", "watch"]
+- apiGroups: ["cellbytes.io"]
+  resources: ["jobtemplates/status"]
+  verbs: ["patch"]
 # Owned Jobs are cached; create, a GET after a 409 or before a failure, and
 # patch to set or remove the operator's finalizer and to suspend a cancelled
 # run's Job.

@@ -29,12 +29,15 @@ pub fn prune_job(job: &mut Job) {
 }
 
 /// A finished run never renders a Job again: its overrides are dropped
-/// from the cache (they can be 2 MiB each); an unfinished one keeps them.
+/// from the cache (`command` and `args` can be 2 MiB each, `env` and
+/// `annotations` 256 KiB); an unfinished one keeps them.
 pub fn prune_run(run: &mut JobRun) {
     prune_metadata(&mut run.metadata);
     if is_finished(run) {
         run.spec.command = None;
         run.spec.args = None;
+        run.spec.env = None;
+        run.spec.annotations = None;
     }
 }
 
