@@ -67,6 +67,7 @@ fn merge_functions(c: &mut Criterion) {
             group.finish();
             continue;
         };
+        group.bench_function("admit", |b| b.iter(|| merge::admit(black_box(template), black_box(run))));
         group.bench_function("render", |b| b.iter(|| merge::render(black_box(template), black_box(run))));
         group.bench_function("render-floor", |b| b.iter(|| black_box(template).clone()));
         let Ok(job) = merge::render(template, run) else {
@@ -80,6 +81,29 @@ fn merge_functions(c: &mut Criterion) {
     }
 }
 
+/// The template's policy with three CEL rules, on a run that passes them:
+/// what [`merge::admit`] adds before a Job is made (the target: ≤ 20 µs).
+fn policy_with_three_rules(c: &mut Criterion) {
+    let case = |name: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
+        Case::load(&dir).expect("the fixture loads")
+    };
+    let passes = case("a-run-that-passes-its-templates-rules-gets-its-job");
+    let mut template = passes.template.clone().expect("a template");
+    let policy = template.spec.run_policy.get_or_insert_with(Default::default);
+    policy.validations.get_or_insert_with(Vec::new).push(job_template_run::crd::Validation {
+        rule: "!has(self.parallelism) || self.parallelism <= 10".into(),
+        message: "at most 10 pods at once".into(),
+    });
+    assert_eq!(policy.validations.as_ref().map(Vec::len), Some(3), "three rules");
+    let run = &passes.run;
+    assert_eq!(merge::admit(&template, run), Ok(()), "the run passes");
+    let mut group = c.benchmark_group("policy-with-three-rules");
+    group.bench_function("admit", |b| b.iter(|| merge::admit(black_box(&template), black_box(run))));
+    group.bench_function("admit-floor", |b| b.iter(|| (black_box(&template).clone(), black_box(run).clone())));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -88,6 +112,6 @@ criterion_group! {
         .sample_size(20)
         .nresamples(2_000)
         .without_plots();
-    targets = merge_functions
+    targets = merge_functions, policy_with_three_rules
 }
 criterion_main!(benches);

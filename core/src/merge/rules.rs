@@ -6,13 +6,15 @@
 //! it runs by a static estimate over its syntax tree ([`estimated_cost`]).
 //! Compiled rules are kept in a small process-wide memo keyed by their
 //! source: parsing is most of the work, and a template's rules are the same
-//! for all of its runs. The memo never changes a result.
+//! for all of its runs. `matches` compiles each pattern once, the same way.
+//! The memos never change a result.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
-use cel::{Context, Program, Value};
+use cel::common::types::{CelBool, CelString};
+use cel::{Context, Env, Program, Value};
 
 use crate::crd::{JobRunSpec, Validation};
 
@@ -71,7 +73,8 @@ pub fn evaluate_rules(validations: &[Validation], spec: &JobRunSpec) -> Result<(
         message: validations[0].message.clone(),
         error: format!("the run's spec cannot be given to CEL: {e}"),
     })?;
-    let mut context = Context::default();
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    let mut context = Context::with_env(Arc::clone(ENV.get_or_init(|| Arc::new(environment()))));
     context.add_variable_from_value("self", this);
     for (index, (program, validation)) in programs.iter().zip(validations).enumerate() {
         match program.execute(&context) {
@@ -96,6 +99,45 @@ pub fn evaluate_rules(validations: &[Validation], spec: &JobRunSpec) -> Result<(
         }
     }
     Ok(())
+}
+
+/// CEL's standard library, with `matches` from [`regex_matches`]: the
+/// crate's own compiles its pattern on every call, most of a rule's time.
+fn environment() -> Env {
+    let mut env = Env::stdlib();
+    // Each fails only on a second `matches` of the same signature, and the
+    // standard library is built without one (no `regex` feature); the
+    // tests of `matches` below would fail if it were not registered.
+    let member = cel::add_member_overload!(env, fn regex_matches: (CelString, CelString) -> Result<CelBool>, name = "matches", id = "string.matches(string)");
+    let global = cel::add_overload!(env, fn regex_matches: (CelString, CelString) -> Result<CelBool>, name = "matches", id = "matches");
+    let _ = member.and(global);
+    env
+}
+
+/// `s.matches(re)`: RE2 syntax, as the API server's CEL, with each pattern
+/// compiled once (a bounded process-wide memo, emptied when full).
+fn regex_matches(this: &CelString<'_>, re: &CelString<'_>) -> Result<CelBool, cel::ExecutionError> {
+    static PATTERNS: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| Mutex::new(HashMap::new()));
+    let pattern = re.inner();
+    let cached = patterns.lock().ok().and_then(|p| p.get(pattern).cloned());
+    let compiled = match cached {
+        Some(compiled) => compiled,
+        None => {
+            let compiled = regex::Regex::new(pattern).map_err(|err| cel::ExecutionError::FunctionError {
+                function: "matches".to_owned(),
+                message: format!("'{pattern}' is not a valid regex: {err}"),
+            })?;
+            if let Ok(mut patterns) = patterns.lock() {
+                if patterns.len() >= MEMO_CAPACITY {
+                    patterns.clear();
+                }
+                patterns.insert(pattern.to_owned(), compiled.clone());
+            }
+            compiled
+        }
+    };
+    Ok(CelBool::from(compiled.is_match(this.inner())))
 }
 
 /// The compiled program of rule `index`, from the memo or freshly parsed
@@ -216,6 +258,19 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn matches_works_as_a_member_and_as_a_function_and_a_bad_pattern_errors() {
+        let run = spec(Some(&["ab"]));
+        assert_eq!(evaluate_rules(&[rule("matches(self.args[0], '^a')")], &run), Ok(()));
+        assert_eq!(evaluate_rules(&[rule("self.args[0].matches('b$')")], &run), Ok(()));
+        assert!(matches!(evaluate_rules(&[rule("self.args[0].matches('^b')")], &run), Err(RuleFailure::Failed { .. })));
+        let bad = evaluate_rules(&[rule("self.args[0].matches('(')")], &run);
+        assert!(
+            matches!(&bad, Err(RuleFailure::Errored { error, .. }) if error.contains("not a valid regex")),
+            "{bad:?}"
+        );
     }
 
     #[test]
