@@ -295,46 +295,52 @@ async fn python(env: Arc<Env>, name: String) -> Result<(), String> {
     })
 }
 
-/// Waits until `name`'s `Valid` condition has `status` and `reason`, for its
-/// current generation; returns its message.
+/// Waits (a watch, no polling) until `name`'s `Valid` condition has
+/// `status` and `reason` and the status is of the template's current
+/// generation; returns its message and the time since `since`.
 async fn valid_condition(
     templates: &Api<JobTemplate>,
     name: &str,
-    status: &str,
-    reason: &str,
-) -> Result<String, String> {
-    wait::until(TIMEOUT, &format!("template {name} Valid={status}/{reason}"), || async {
-        let template = templates.get(name).await.map_err(|e| e.to_string())?;
-        let seen = template.status.clone().unwrap_or_default();
-        let valid = seen.conditions.iter().flatten().find(|c| c.type_ == "Valid").cloned();
-        match valid {
-            Some(c)
-                if c.status == status
-                    && c.reason == reason
-                    && seen.observed_generation == template.metadata.generation =>
-            {
-                Ok(c.message)
-            }
-            other => Err(format!("status {seen:?}, Valid {other:?}")),
+    (status, reason): (&str, &str),
+    since: std::time::Instant,
+) -> Result<(String, Duration), String> {
+    use kube::runtime::wait::await_condition;
+    let valid = |template: &JobTemplate| {
+        let seen = template.status.as_ref()?;
+        let valid = seen.conditions.iter().flatten().find(|c| c.type_ == "Valid")?;
+        (valid.status == status && valid.reason == reason && seen.observed_generation == template.metadata.generation)
+            .then(|| valid.message.clone())
+    };
+    let done = |template: Option<&JobTemplate>| template.and_then(valid).is_some();
+    let found = tokio::time::timeout(TIMEOUT, await_condition(templates.clone(), name, done)).await;
+    let template = match found {
+        Ok(found) => found.map_err(|e| e.to_string())?,
+        Err(_) => {
+            let last = templates.get(name).await.map_err(|e| e.to_string())?;
+            return Err(format!(
+                "template {name} never had Valid={status}/{reason} for generation {:?}: status {:?}",
+                last.metadata.generation, last.status
+            ));
         }
-    })
-    .await
+    };
+    let message = template.as_ref().and_then(valid).ok_or("the condition was seen, then not")?;
+    Ok((message, since.elapsed()))
 }
 
 async fn template_valid(env: Arc<Env>, name: String) -> Result<(), String> {
     let ns = Ns::new(&env, name)?;
     let templates: Api<JobTemplate> = Api::namespaced(ns.client.clone(), &ns.name);
-    let started = std::time::Instant::now();
+    let created = std::time::Instant::now();
     ns.create_template(template(&ns.name, "good", json!({}))?).await?;
-    valid_condition(&templates, "good", "True", "Valid").await?;
-    let seen_after = started.elapsed();
+    let (_, good_after) = valid_condition(&templates, "good", ("True", "Valid"), created).await?;
     let mut bad = template(&ns.name, "bad", json!({}))?;
     bad.spec.run_policy = Some(RunPolicy {
-        validations: Some(vec![Validation { rule: "self.args.size( ==".into(), message: "never shown".into() }]),
+        validations: Some(vec![Validation { rule: "self.args.size( ==".into(), message: "x".into() }]),
         ..RunPolicy::default()
     });
+    let created = std::time::Instant::now();
     ns.create_template(bad).await?;
-    let message = valid_condition(&templates, "bad", "False", "RuleDoesNotCompile").await?;
+    let (message, bad_after) = valid_condition(&templates, "bad", ("False", "RuleDoesNotCompile"), created).await?;
     ensure(message.contains("runPolicy.validations[0].rule does not compile"), || message.clone())?;
     // A run of it fails with the same cause, and gets no Job.
     ns.create_run(run(&ns.name, "of-bad", "bad", &["x"])?).await?;
@@ -346,10 +352,21 @@ async fn template_valid(env: Arc<Env>, name: String) -> Result<(), String> {
         || format!("{:?}: {:?}", failed.reason, failed.message),
     )?;
     // Mended, it is valid again, for its new generation.
+    let generation = templates.get("bad").await.map_err(|e| e.to_string())?.metadata.generation;
     let mended = json!({ "runPolicy": { "validations": [{ "rule": "true", "message": "m" }] } });
-    templates.patch("bad", &PatchParams::default(), &Patch::Merge(&mended)).await.map_err(|e| e.to_string())?;
-    valid_condition(&templates, "bad", "True", "Valid").await?;
-    println!("template_valid: Valid=True seen {:.2}s after the create", seen_after.as_secs_f64());
+    let patched_at = std::time::Instant::now();
+    let patched =
+        templates.patch("bad", &PatchParams::default(), &Patch::Merge(&mended)).await.map_err(|e| e.to_string())?;
+    ensure(patched.metadata.generation > generation, || format!("generation {generation:?} did not move"))?;
+    let (_, mended_after) = valid_condition(&templates, "bad", ("True", "Valid"), patched_at).await?;
+    println!(
+        "template_valid: Valid=True {:.0} ms after the create, Valid=False {:.0} ms after the create, \
+         Valid=True {:.0} ms after the mend (generation {:?})",
+        good_after.as_secs_f64() * 1e3,
+        bad_after.as_secs_f64() * 1e3,
+        mended_after.as_secs_f64() * 1e3,
+        patched.metadata.generation,
+    );
     Ok(())
 }
 

@@ -345,11 +345,18 @@ where
             let _ = template_tx.unbounded_send(template.clone());
         }
     });
+    let status_writer = Arc::new(templates::Templates::new(context.clone()));
     let template_status = Controller::for_stream(template_rx.map(Ok), templates.store.clone())
         .with_config(controller::Config::default().concurrency(shared.options.concurrency))
         .reconcile_all_on(leadership_gained(shared.leading.clone()))
-        .run(templates::write_status, templates::error_policy, context.clone())
-        .for_each(|_| future::ready(()));
+        .run(templates::write_status, templates::error_policy, status_writer.clone())
+        .for_each(move |result| {
+            // A template deleted while its retry was queued: its backoff is forgotten.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(object)) = result {
+                status_writer.forget_gone(&object);
+            }
+            future::ready(())
+        });
 
     // A template that appears (or changes) wakes the unfinished runs that
     // name it, from an index kept beside the runs cache.
