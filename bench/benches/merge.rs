@@ -1,6 +1,7 @@
 //! P6 of `make bench`: the pure functions `render` (template + run → Job),
-//! `status` (Job → run status) and `decide` (the reconciler's decision
-//! table: what it saw → the next step) on every fixture case, and their
+//! `status` (Job → run status), `decide` (the reconciler's decision
+//! table: what it saw → the next step) and `admit` (the template's policy
+//! and CEL rules) on every fixture case, and their
 //! floors: a clone of the same inputs (the least work that builds the
 //! output). Short measurement times, so that all cases take about a minute.
 
@@ -68,6 +69,7 @@ fn merge_functions(c: &mut Criterion) {
             continue;
         };
         group.bench_function("admit", |b| b.iter(|| merge::admit(black_box(template), black_box(run))));
+        group.bench_function("admit-floor", |b| b.iter(|| (black_box(template).clone(), black_box(run).clone())));
         group.bench_function("render", |b| b.iter(|| merge::render(black_box(template), black_box(run))));
         group.bench_function("render-floor", |b| b.iter(|| black_box(template).clone()));
         let Ok(job) = merge::render(template, run) else {

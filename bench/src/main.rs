@@ -788,8 +788,23 @@ fn assemble(report: &mut Report, plan: &Plan, floor: &Figures, columns: &BTreeMa
         report.row(lists);
     }
 
+    /// The criterion group of `benches/merge.rs` with three rules.
+    const THREE_RULES: &str = "policy-with-three-rules";
     if !p6.is_empty() {
-        for function in ["render", "status", "decide"] {
+        if let Some(three) =
+            p6.get(THREE_RULES).and_then(|f| Some((f.get("admit")? / 1000.0, f.get("admit-floor")? / 1000.0)))
+        {
+            let mut row = Row::new(
+                "P6",
+                "admit, the policy with three CEL rules; floor: a clone of the inputs",
+                "µs",
+                Some(three.1),
+            )
+            .target(Target::AtMost(20.0));
+            row.values.insert("ours".into(), three.0);
+            report.row(row);
+        }
+        for function in ["render", "status", "decide", "admit"] {
             let values: Vec<(f64, f64)> = p6
                 .values()
                 .filter_map(|f| Some((f.get(function)? / 1000.0, f.get(&format!("{function}-floor"))? / 1000.0)))

@@ -1,5 +1,5 @@
-//! P6: the criterion results of `benches/merge.rs` (render, status and
-//! decide per fixture case, and their floors: a clone of the inputs), read
+//! P6: the criterion results of `benches/merge.rs` (render, status, decide
+//! and admit per fixture case, and their floors: a clone of the inputs), read
 //! from criterion's output folder.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// Median time in ns, by case, then by function (`render`, `render-floor`,
-/// `status`, `status-floor`, `decide`, `decide-floor`).
+/// `status`, `status-floor`, `decide`, `decide-floor`, `admit`,
+/// `admit-floor`; and the group `policy-with-three-rules`).
 pub type Medians = BTreeMap<String, BTreeMap<String, f64>>;
 
 #[derive(Deserialize)]
