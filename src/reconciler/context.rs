@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource};
 
 use tokio::sync::watch;
 
@@ -64,50 +64,56 @@ impl Gate {
     }
 }
 
-/// Per-run backoff for what failed and may pass. The delay is the time
-/// since the run's first failure in a row, from 1 s up to 5 min: retries
-/// come about 1, 2, 4, 8 s … after that first failure, and the failures
-/// that events cause in between (a Job that keeps changing while status
-/// writes are refused) do not push the next retry further out.
-#[derive(Default)]
-pub struct Backoff {
-    first_failure: Mutex<HashMap<ObjectRef<JobRun>, Instant>>,
+/// Per-object backoff for what failed and may pass (runs, and templates'
+/// status writes). The delay is the time since the object's first failure
+/// in a row, from 1 s up to 5 min: retries come about 1, 2, 4, 8 s … after
+/// that first failure, and the failures that events cause in between (a
+/// Job that keeps changing while status writes are refused) do not push
+/// the next retry further out.
+pub struct Backoff<K: Resource<DynamicType = ()> = JobRun> {
+    first_failure: Mutex<HashMap<ObjectRef<K>, Instant>>,
 }
 
-impl Backoff {
-    const BASE: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(300);
+impl<K: Resource<DynamicType = ()>> Default for Backoff<K> {
+    fn default() -> Self {
+        Self { first_failure: Mutex::default() }
+    }
+}
 
-    /// The delay before the next retry of `run`, which has just failed.
-    pub fn next_delay(&self, run: ObjectRef<JobRun>) -> Duration {
-        self.next_delay_at(run, Instant::now())
+impl<K: Resource<DynamicType = ()>> Backoff<K> {
+    pub const BASE: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(300);
+
+    /// The delay before the next retry of `object`, which has just failed.
+    pub fn next_delay(&self, object: ObjectRef<K>) -> Duration {
+        self.next_delay_at(object, Instant::now())
     }
 
-    fn next_delay_at(&self, run: ObjectRef<JobRun>, now: Instant) -> Duration {
+    pub(super) fn next_delay_at(&self, object: ObjectRef<K>, now: Instant) -> Duration {
         let mut first_failure = self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let first = *first_failure.entry(run).or_insert(now);
+        let first = *first_failure.entry(object).or_insert(now);
         now.saturating_duration_since(first).clamp(Self::BASE, Self::MAX)
     }
 
-    /// Forgets the failures of `run` after a successful reconciliation
-    /// (a finished run's reconcile always succeeds).
-    pub fn reset(&self, run: &ObjectRef<JobRun>) {
-        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(run);
+    /// Forgets the failures of `object` after a success (a finished run's
+    /// reconcile always succeeds).
+    pub fn reset(&self, object: &ObjectRef<K>) {
+        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(object);
     }
 
-    /// Forgets a run that is gone, as the controller names it (a retry of a
-    /// deleted run finds no object): over weeks of uptime, deleted runs
-    /// must not pile up here.
+    /// Forgets an object that is gone, as the controller names it (a retry
+    /// of a deleted object finds none): over weeks of uptime, deleted runs
+    /// and templates must not pile up here.
     pub fn forget_gone(&self, gone: &ObjectRef<DynamicObject>) {
-        let run = ObjectRef::<JobRun>::new(&gone.name);
+        let object = ObjectRef::<K>::new(&gone.name);
         self.reset(&match &gone.namespace {
-            Some(namespace) => run.within(namespace),
-            None => run,
+            Some(namespace) => object.within(namespace),
+            None => object,
         });
     }
 
     #[cfg(test)]
-    fn failing(&self) -> usize {
+    pub(super) fn failing(&self) -> usize {
         self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 }

@@ -4,9 +4,7 @@
 //! while this replica leads. Runs never wait for it: each checks its
 //! template itself ([`merge::admit`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -17,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::context::Context;
+use super::context::{Backoff, Context};
 use super::error::ReconcileError;
 use super::reconcile::FIELD_MANAGER;
 use crate::crd::{JobTemplate, JobTemplateStatus};
@@ -27,7 +25,7 @@ use crate::merge;
 /// context (client, gate, metrics) and a backoff of its own.
 pub struct Templates {
     pub ctx: Arc<Context>,
-    backoff: Backoff,
+    backoff: Backoff<JobTemplate>,
 }
 
 impl Templates {
@@ -104,47 +102,10 @@ pub fn error_policy(template: Arc<JobTemplate>, error: &ReconcileError, template
     Action::requeue(delay)
 }
 
-/// Per-template backoff, as the runs': the delay is the time since the
-/// first failure in a row, from 1 s up to 5 min.
-#[derive(Default)]
-struct Backoff {
-    first_failure: Mutex<HashMap<ObjectRef<JobTemplate>, Instant>>,
-}
-
-impl Backoff {
-    const BASE: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(300);
-
-    fn next_delay(&self, template: ObjectRef<JobTemplate>) -> Duration {
-        self.next_delay_at(template, Instant::now())
-    }
-
-    fn next_delay_at(&self, template: ObjectRef<JobTemplate>, now: Instant) -> Duration {
-        let mut first_failure = self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let first = *first_failure.entry(template).or_insert(now);
-        now.saturating_duration_since(first).clamp(Self::BASE, Self::MAX)
-    }
-
-    fn reset(&self, template: &ObjectRef<JobTemplate>) {
-        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(template);
-    }
-
-    fn forget_gone(&self, gone: &ObjectRef<DynamicObject>) {
-        let template = ObjectRef::<JobTemplate>::new(&gone.name);
-        self.reset(&match &gone.namespace {
-            Some(namespace) => template.within(namespace),
-            None => template,
-        });
-    }
-
-    #[cfg(test)]
-    fn failing(&self) -> usize {
-        self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
     use crate::crd::{JobTemplateFields, RunPolicy};
     use k8s_openapi::api::batch::v1::JobSpec;
@@ -206,7 +167,7 @@ mod tests {
             })
             .collect();
         assert_eq!(delays, [1, 1, 2, 4, 8, 16]);
-        assert_eq!(backoff.next_delay_at(one.clone(), start + Duration::from_secs(3600)), Backoff::MAX);
+        assert_eq!(backoff.next_delay_at(one.clone(), start + Duration::from_secs(3600)), Backoff::<JobTemplate>::MAX);
         backoff.reset(&one);
         assert_eq!(backoff.failing(), 0);
 
