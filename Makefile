@@ -10,8 +10,8 @@ export JTR_CACHE_DIR := $(CACHE_DIR)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build the operator binary (debug)
-	cargo build --bin job-template-run
+build: ## Build the operator and the kubectl-jobrun plugin (debug)
+	cargo build --bin job-template-run --bin kubectl-jobrun --bin kubectl_complete-jobrun
 
 test: tools unit e2e ## Everything CI runs: installs tools, then unit + golden + chart tests, then the e2e suites
 
@@ -29,7 +29,7 @@ cluster-image: ## Build the e2e cluster image (real Kubernetes binaries from Go 
 
 e2e: cluster-image build image ## Tier 2: fixture replay, CRD validation, lifecycle, packaging, leader election, fault drills and callbacks against the cluster container
 	HELM=$$(bash scripts/install-helm.sh) PYTHON=$$(bash scripts/install-python-client.sh) \
-		cargo test -p e2e --test fixture_replay --test crd_validation --test lifecycle --test packaging --test leader_election --test drills --test callbacks
+		cargo test -p e2e --test fixture_replay --test crd_validation --test lifecycle --test packaging --test leader_election --test drills --test callbacks --test plugin
 
 crd: ## Regenerate the chart's CRDs from the Rust types
 	cargo run -q --bin job-template-run -- crd --output-dir charts/job-template-run/crds
