@@ -11,7 +11,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the operator and the kubectl-jobrun plugin (debug)
-	cargo build --bin job-template-run --bin kubectl-jobrun --bin kubectl_complete-jobrun
+	cargo build --bin job-template-run
+	cargo build -p kubectl-jobrun
 
 test: tools unit e2e ## Everything CI runs: installs tools, then unit + golden + chart tests, then the e2e suites
 
