@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CACHE_DIR ?= $(or $(JTR_CACHE_DIR),$(HOME)/.cache/job-template-run)
 export JTR_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help build test unit e2e tools cluster-image crd chart-lint image demo bench bench-quick fmt lint clean
+.PHONY: help build test unit e2e tools cluster-image crd docs chart-lint image demo bench bench-quick fmt lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,9 @@ e2e: cluster-image build image ## Tier 2: fixture replay, CRD validation, lifecy
 
 crd: ## Regenerate the chart's CRDs from the Rust types
 	cargo run -q --bin job-template-run -- crd --output-dir charts/job-template-run/crds
+
+docs: ## Regenerate docs/merge-semantics.md and docs/api.md from the fixtures and the CRDs
+	cargo run -q -p jtr-test-kit --bin docs -- --write
 
 chart-lint: ## helm lint the chart with default and non-default values
 	HELM=$$(bash scripts/install-helm.sh) cargo test --test helm_chart
