@@ -198,11 +198,19 @@ pub fn message(run: &JobRun) -> String {
         .unwrap_or_default()
 }
 
-/// kubectl's Job DURATION: start to completion, or to now while it runs.
+/// When the run finished: its completion time (a succeeded Job's), else
+/// the time `Finished` became true (a Job has no completion time when it fails).
+pub fn finished_at(run: &JobRun) -> Option<Timestamp> {
+    let status = run.status.as_ref()?;
+    status.completion_time.as_ref().map(|t| t.0).or_else(|| {
+        condition(run, CONDITION_FINISHED).filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
+    })
+}
+
+/// kubectl's Job DURATION: start to finish, or to now while it runs.
 pub fn duration(run: &JobRun, now: Timestamp) -> String {
-    let status = run.status.as_ref();
-    let Some(start) = status.and_then(|s| s.start_time.as_ref()) else { return String::new() };
-    let end = status.and_then(|s| s.completion_time.as_ref()).map_or(now, |t| t.0);
+    let Some(start) = run.status.as_ref().and_then(|s| s.start_time.as_ref()) else { return String::new() };
+    let end = finished_at(run).unwrap_or(now);
     human_duration(end.as_second() - start.0.as_second())
 }
 
@@ -299,7 +307,7 @@ pub fn describe(run: &JobRun, job: Option<&Job>, pods: &[Pod], events: &[Event],
     field(&mut out, "Message", &message(run));
     field(&mut out, "Created", &time_text(run.metadata.creation_timestamp.as_ref()));
     field(&mut out, "Started", &time_text(status.and_then(|s| s.start_time.as_ref())));
-    field(&mut out, "Completed", &time_text(status.and_then(|s| s.completion_time.as_ref())));
+    field(&mut out, "Finished", &finished_at(run).map(|t| t.to_string()).unwrap_or_default());
     field(&mut out, "Duration", &duration(run, now));
     if run.spec.cancel == Some(true) {
         field(&mut out, "Cancel", "requested");
@@ -510,6 +518,15 @@ status:
         assert_eq!(reason(&bad), "BackoffLimitExceeded");
         assert_eq!(message(&bad), "Job has reached the specified backoff limit");
         assert_eq!(duration(&bad, now()), "3m20s");
+        let mut no_completion = bad.clone();
+        let status = no_completion.status.as_mut().expect("a status");
+        status.completion_time = None;
+        status.conditions.as_mut().expect("conditions")[1].last_transition_time =
+            Some(Time("2026-01-01T00:01:01Z".parse().expect("a time")));
+        assert_eq!(duration(&no_completion, now()), "60s", "a failed Job has no completion time: Finished's is used");
+        let mut running = no_completion.clone();
+        running.status.as_mut().expect("a status").conditions = None;
+        assert_eq!(duration(&running, now()), "9m59s", "an unfinished run counts to now");
     }
 
     #[test]
