@@ -58,7 +58,7 @@ log "building $IMAGE (content hash $hash; existing: ${current:-none})"
 CTX=$(mktemp -d "${TMPDIR:-/tmp}/kwok-cluster-image.XXXXXX")
 trap 'rm -rf "$CTX"' EXIT
 R="$CTX/rootfs"
-mkdir -p "$R/bin" "$R/usr/local/bin" "$R/etc/kwok" "$R/etc/rancher/k3s" "$R/root" "$R/tmp" "$R/var/tmp"
+mkdir -p "$R/bin" "$R/usr/local/bin" "$R/etc/kwok" "$R/etc/rancher/k3s" "$R/root" "$R/tmp" "$R/var/tmp" "$R/var/log/e2e"
 chmod 1777 "$R/tmp" "$R/var/tmp"
 chmod 700 "$R/root"
 cp "$SRC/Dockerfile" "$CTX/Dockerfile"

@@ -15,6 +15,10 @@
 #   ready line  "Node controller sync successful" on stderr, printed once the API
 #               answers /readyz, the fake Node is Ready and the `default`
 #               ServiceAccount exists in namespace `default`.
+#   pod logs    kwok's Logs and ClusterLogs (kwok.x-k8s.io/v1alpha1) are CRDs
+#               that kwok watches (--enable-crds), so a test creates them at run
+#               time to have `kubectl logs` served from a file in this container
+#               (e2e/src/logs.rs; README.md here).
 #   audit log   $AUDIT_LOG: the API server audits, at level Metadata, the requests
 #               of ServiceAccounts only (the system components and the kubeconfig's
 #               admin are not audited), so a client given a ServiceAccount token can
@@ -91,6 +95,7 @@ set -- create cluster \
   --kube-scheduler-binary "$BIN/kube-scheduler" \
   --kwok-controller-binary "$BIN/kwok" \
   --kube-audit-policy "$AUDIT_POLICY" \
+  --enable-crds Logs,ClusterLogs \
   --kubeconfig "$HOME/.kube/config"
 if [ "$disable_kcm" = true ]; then
   set -- "$@" --disable kube-controller-manager

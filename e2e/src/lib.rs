@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod drill;
 pub mod identity;
+pub mod logs;
 pub mod namespace;
 pub mod objects;
 pub mod operator;

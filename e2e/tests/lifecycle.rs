@@ -83,6 +83,9 @@ fn main() -> ExitCode {
                 "a_queued_job_carries_its_templates_queue_label_and_the_run_follows_its_suspend_and_resume",
                 |e, ns| queued(e, ns).boxed(),
             ),
+            Test::new("a_pods_log_is_served_through_the_api_server_from_kwoks_cluster_logs", |e, ns| {
+                pod_logs(e, ns).boxed()
+            }),
         ]
     })
 }
@@ -819,4 +822,82 @@ async fn image_pull(env: Arc<Env>, name: String) -> Result<(), String> {
         }
     })
     .await
+}
+
+/// Pod logs through the API server, as `kubectl logs` and the jobrun plugin
+/// read them: a namespace's log (kwok's ClusterLogs) for a run's pod made
+/// after it, followed while a line is appended; and one pod's own log per
+/// container (kwok's Logs), which wins over the namespace's.
+async fn pod_logs(env: Arc<Env>, name: String) -> Result<(), String> {
+    use e2e::logs::{self, Pods};
+    use futures::{AsyncBufReadExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::LogParams;
+
+    let ns = Ns::new(&env, name)?;
+    let served =
+        logs::serve_logs(&env.cluster, &ns.client, Pods::Namespace(&ns.name), None, "first line\nsecond line\n")
+            .await?;
+    let talking = json!({ "template": { "metadata": { "labels": { KEEP_RUNNING_LABEL: "true" } } } });
+    ns.create_template(template(&ns.name, "talker", talking)?).await?;
+    ns.create_run(run(&ns.name, "talks", "talker", &[])?).await?;
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let of_run = ListParams::default().labels(&format!("{LABEL_RUN}=talks"));
+    let pod = wait::until(TIMEOUT, "the run's pod to run", || async {
+        let list = pods.list(&of_run).await.map_err(|e| e.to_string())?;
+        list.items
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .map(|p| p.name_any())
+            .ok_or_else(|| "no running pod yet".to_string())
+    })
+    .await?;
+    logs::wait_served(&ns.client, &ns.name, &pod, None).await?;
+    let read_at = std::time::Instant::now();
+    let text = pods.logs(&pod, &LogParams::default()).await.map_err(|e| format!("logs of {pod}: {e}"))?;
+    eprintln!("pod logs: one read of {pod}'s log took {:?}", read_at.elapsed());
+    ensure(text == "first line\nsecond line\n", || format!("the run's pod logged {text:?}"))?;
+
+    let follow = LogParams { follow: true, ..LogParams::default() };
+    let mut lines = pods.log_stream(&pod, &follow).await.map_err(|e| format!("follow {pod}: {e}"))?.lines();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), lines.try_next())
+            .await
+            .map_err(|_| "no line within 10 s".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the follow ended".to_string())
+    };
+    for expected in ["first line", "second line"] {
+        let line = next().await?;
+        ensure(line == expected, || format!("the follow read {line:?} instead of {expected:?}"))?;
+    }
+    let appended_at = std::time::Instant::now();
+    served.append("third line").await?;
+    let line = next().await?;
+    eprintln!("pod logs: the appended line arrived through the follow {:?} after the append", appended_at.elapsed());
+    ensure(line == "third line", || format!("the follow read {line:?} after the append"))?;
+    // A follow never ends from kwok's side: the reader ends it by dropping it.
+    drop(lines);
+
+    // One pod's own log, per container, instead of the namespace's.
+    let own: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "own", "namespace": ns.name },
+        "spec": { "containers": [
+            { "name": "main", "image": "busybox:1.36" },
+            { "name": "side", "image": "busybox:1.36" }
+        ] }
+    }))
+    .map_err(|e| e.to_string())?;
+    pods.create(&PostParams::default(), &own).await.map_err(|e| format!("create pod own: {e}"))?;
+    let this_pod = Pods::Pod { namespace: &ns.name, name: "own" };
+    logs::serve_logs(&env.cluster, &ns.client, this_pod, None, "main's line").await?;
+    logs::serve_logs(&env.cluster, &ns.client, this_pod, Some("side"), "side's line").await?;
+    for (container, expected) in [("main", "main's line\n"), ("side", "side's line\n")] {
+        logs::wait_served(&ns.client, &ns.name, "own", Some(container)).await?;
+        let params = LogParams { container: Some(container.into()), ..LogParams::default() };
+        let text = pods.logs("own", &params).await.map_err(|e| format!("logs of own/{container}: {e}"))?;
+        ensure(text == expected, || format!("container {container} logged {text:?}"))?;
+    }
+    Ok(())
 }
