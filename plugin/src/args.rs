@@ -33,7 +33,7 @@ pub struct Global {
 #[derive(Subcommand, Debug, PartialEq)]
 pub enum Command {
     /// Create a JobRun from a template, checked against the template's policy first.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List runs, or show one: NAME, TEMPLATE, STATUS, REASON, DURATION, AGE.
     Get(GetArgs),
     /// A run's phase and conditions, its Job and pods, the callback, and the Events.

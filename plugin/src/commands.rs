@@ -165,7 +165,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, PluginError> {
         command => {
             let ctx = Ctx::new(&cli.global).await?;
             match command {
-                Command::Create(args) => create(&ctx, args).await,
+                Command::Create(args) => create(&ctx, *args).await,
                 Command::Get(args) => get(&ctx, args).await,
                 Command::Describe(args) => describe(&ctx, &args.name).await,
                 Command::Logs(args) => logs(&ctx, &args).await.map(|()| ExitCode::SUCCESS),

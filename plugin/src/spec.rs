@@ -116,7 +116,7 @@ mod tests {
     fn create(words: &[&str]) -> CreateArgs {
         let cli = Cli::try_parse_from(std::iter::once("kubectl-jobrun").chain(words.iter().copied())).expect("parses");
         match cli.command {
-            Command::Create(args) => args,
+            Command::Create(args) => *args,
             other => panic!("not create: {other:?}"),
         }
     }

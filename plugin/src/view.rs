@@ -203,7 +203,10 @@ pub fn message(run: &JobRun) -> String {
 pub fn finished_at(run: &JobRun) -> Option<Timestamp> {
     let status = run.status.as_ref()?;
     status.completion_time.as_ref().map(|t| t.0).or_else(|| {
-        condition(run, CONDITION_FINISHED).filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
+        condition(run, CONDITION_FINISHED)
+            .filter(|c| c.status == "True")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0)
     })
 }
 
