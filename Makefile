@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CACHE_DIR ?= $(or $(JTR_CACHE_DIR),$(HOME)/.cache/job-template-run)
 export JTR_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help build test unit e2e tools cluster-image crd docs chart-lint image demo bench bench-quick fmt lint clean
+.PHONY: help build test unit e2e tools cluster-image crd docs chart-lint image push chart-package demo bench bench-quick fmt lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,8 +41,23 @@ docs: ## Regenerate docs/merge-semantics.md and docs/api.md from the fixtures an
 chart-lint: ## helm lint the chart with default and non-default values
 	HELM=$$(bash scripts/install-helm.sh) cargo test --test helm_chart
 
-image: ## Build the operator image (FROM scratch, static musl binary)
+image: ## Build the operator image hematoscope/job-template-run:<version> and :dev (the chart's image.repository; FROM scratch, static musl binary)
 	bash scripts/build-image.sh
+
+push: ## Tag and push the built image as $(REGISTRY)/job-template-run:<version> (REGISTRY=... required; DRY_RUN=1 prints the commands)
+	@bash scripts/build-image.sh --push "$(REGISTRY)"
+
+# Where the packaged chart is served: the Helm repo index.yaml names each
+# chart by this URL (the project's GitHub Pages site). DIST is the folder.
+CHART_REPO_URL ?= https://hematoscope.github.io/job-template-run
+DIST ?= dist
+
+chart-package: ## helm package the chart into dist/ and write the Helm repo index.yaml there (CHART_REPO_URL=..., DIST=...)
+	@set -e; helm="$${HELM:-$$(bash scripts/install-helm.sh)}"; mkdir -p "$(DIST)"; \
+		"$$helm" package charts/job-template-run --destination "$(DIST)"; \
+		"$$helm" repo index "$(DIST)" --url "$(CHART_REPO_URL)"; \
+		echo "$(DIST)/index.yaml lists: $$(cd "$(DIST)" && ls *.tgz | tr '\n' ' ')"
+
 
 demo: ## Start a local cluster, run the operator on the seed's echo example, print the Job and the run's status
 	bash scripts/demo.sh

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Build the operator image job-template-run:<crate version> (and :dev) from a
+# Build the operator image <repository>:<crate version> (and :dev) from a
 # statically linked x86_64-unknown-linux-musl release binary. The binary is
 # built here, outside Docker (no base image can be pulled), and copied into a
-# build context that holds nothing else.
+# build context that holds nothing else. <repository> is the chart's default,
+# `image.repository` in charts/job-template-run/values.yaml (one source of
+# truth: what `make image` builds is what `helm install` pulls); IMAGE=name
+# overrides it.
 #
 #   bash scripts/build-image.sh            # build the binary and the image
 #   SKIP_CARGO=1 bash scripts/build-image.sh  # reuse the last binary
+#   bash scripts/build-image.sh --push REGISTRY
+#       # tag the built <repository>:<version> as
+#       # REGISTRY/job-template-run:<version> and push it (make push);
+#       # DRY_RUN=1 prints the docker commands instead of running them
 #
 # Progress goes to stderr; the last stdout line is the image reference.
 set -euo pipefail
 
 TARGET="x86_64-unknown-linux-musl"
 BIN="job-template-run"
-IMAGE="${IMAGE:-job-template-run}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -22,6 +28,33 @@ die() { echo "[build-image] ERROR: $*" >&2; exit 1; }
 
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 [[ -n "$VERSION" ]] || die "cannot read the crate version from Cargo.toml"
+
+# image.repository of the chart's values.yaml: the `repository:` line of the
+# top-level `image:` map.
+VALUES="charts/job-template-run/values.yaml"
+REPOSITORY="$(awk '/^image:/ { in_image = 1; next }
+  in_image && /^[^ #]/ { exit }
+  in_image && $1 == "repository:" { print $2; exit }' "$VALUES")"
+[[ -n "$REPOSITORY" ]] || die "cannot read image.repository from $VALUES"
+IMAGE="${IMAGE:-$REPOSITORY}"
+
+if [[ "${1:-}" == "--push" ]]; then
+  REGISTRY="${2:-}"
+  REGISTRY="${REGISTRY%/}"
+  [[ -n "$REGISTRY" ]] || { echo "make push: REGISTRY is empty; say where to push, e.g. make push REGISTRY=ghcr.io/my-org" >&2; exit 2; }
+  SOURCE="$IMAGE:$VERSION"
+  TARGET_REF="$REGISTRY/${IMAGE##*/}:$VERSION"
+  run() {
+    if [[ "${DRY_RUN:-0}" == "1" ]]; then echo "$*"; else log "$*"; "$@" >&2; fi
+  }
+  if [[ "${DRY_RUN:-0}" != "1" ]]; then
+    docker image inspect "$SOURCE" >/dev/null 2>&1 || die "image $SOURCE is not built: run make image first"
+  fi
+  run docker tag "$SOURCE" "$TARGET_REF"
+  run docker push "$TARGET_REF"
+  [[ "${DRY_RUN:-0}" == "1" ]] || echo "$TARGET_REF"
+  exit 0
+fi
 
 if [[ "${SKIP_CARGO:-0}" != "1" ]]; then
   if ! rustup target list --installed | grep -qx "$TARGET"; then

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-IMAGE=job-template-run/kwok-cluster:v1.35.4
+CLUSTER_IMAGE=job-template-run/kwok-cluster:v1.35.4
 NAME=job-template-run-demo
 CACHE_DIR="${JTR_CACHE_DIR:-$HOME/.cache/job-template-run}"
 KUBECTL="$CACHE_DIR/k8s-v1.35.4/bin/kubectl"
@@ -32,7 +32,7 @@ trap cleanup EXIT
 step "Docker"
 bash "$ROOT/scripts/ensure-docker.sh"
 
-step "Cluster image $IMAGE (first use builds Kubernetes from its Go modules: about 6 minutes on 2 cores)"
+step "Cluster image $CLUSTER_IMAGE (first use builds Kubernetes from its Go modules: about 6 minutes on 2 cores)"
 bash "$ROOT/scripts/build-cluster-image.sh"
 
 step "Operator binary"
@@ -40,7 +40,7 @@ step "Operator binary"
 
 step "Starting the cluster container"
 docker rm -f "$NAME" >/dev/null 2>&1 || true
-docker run -d --name "$NAME" -p 127.0.0.1::6443 "$IMAGE" server >/dev/null
+docker run -d --name "$NAME" -p 127.0.0.1::6443 "$CLUSTER_IMAGE" server >/dev/null
 for _ in $(seq 1 120); do
   docker logs "$NAME" 2>&1 | grep -q "Node controller sync successful" && break
   docker inspect -f '{{.State.Running}}' "$NAME" | grep -q true || { docker logs "$NAME" | tail -20; die "the cluster container stopped"; }

@@ -77,15 +77,27 @@ fn lint(sets: &[&str]) {
     );
 }
 
-/// `helm template`, as parsed documents.
+/// `helm template`, as parsed documents: what `helm install` creates, without
+/// the `helm test` hooks.
 fn template(sets: &[&str]) -> Vec<Value> {
+    render(&["--skip-tests"], sets)
+}
+
+fn render(flags: &[&str], sets: &[&str]) -> Vec<Value> {
     let chart = chart_dir();
-    let output = run_helm(&["template", RELEASE, chart.to_str().unwrap(), "--namespace", RELEASE_NAMESPACE], sets);
+    let mut args = vec!["template", RELEASE, chart.to_str().unwrap(), "--namespace", RELEASE_NAMESPACE];
+    args.extend_from_slice(flags);
+    let output = run_helm(&args, sets);
     assert!(output.status.success(), "helm template {sets:?} failed:\n{}", text(&output.stderr));
     serde_norway::Deserializer::from_str(&text(&output.stdout))
         .map(|document| Value::deserialize(document).expect("helm renders valid YAML"))
         .filter(|document| !document.is_null())
         .collect()
+}
+
+/// The `helm test` hooks that `helm template` renders, and nothing else.
+fn test_hooks(sets: &[&str]) -> Vec<Value> {
+    render(&[], sets).into_iter().filter(|d| d["metadata"]["annotations"]["helm.sh/hook"] == "test").collect()
 }
 
 fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -209,6 +221,8 @@ fn helm_lint_passes_with_non_default_values() {
 #[case::a_misspelt_key("replicas=1", "replicas")]
 #[case::leader_election_as_a_string("leaderElection.enabled=yes", "/leaderElection/enabled")]
 #[case::a_lease_too_short_to_renew("leaderElection.leaseDuration=2", "/leaderElection/leaseDuration")]
+#[case::tests_enabled_as_a_string("tests.enabled=yes", "/tests/enabled")]
+#[case::a_test_timeout_of_zero("tests.timeoutSeconds=0", "/tests/timeoutSeconds")]
 fn helm_template_rejects_values_of_the_wrong_type(#[case] set: &str, #[case] path: &str) {
     assert_rejected_by_the_schema(&[set], path);
 }
@@ -576,4 +590,159 @@ fn the_pods_grace_period_covers_a_callback_attempt_in_flight_and_its_record() {
     let documents = template(&["callbacks.timeoutSeconds=25"]);
     let pod = &the_one(&documents, "Deployment")["spec"]["template"]["spec"];
     assert_eq!(pod["terminationGracePeriodSeconds"], 40, "the timeout plus 15 s to drain and record");
+}
+
+/// The name of the `helm test` hook's resources for RELEASE.
+const TEST_NAME: &str = "jtr-job-template-run-test";
+
+fn values_yaml() -> Value {
+    let path = chart_dir().join("values.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .expect("values.yaml parses")
+}
+
+fn assert_hardened_container(security: &Value) {
+    assert_eq!(security["readOnlyRootFilesystem"], true, "{security}");
+    assert_eq!(security["allowPrivilegeEscalation"], false, "{security}");
+    assert_eq!(security["privileged"], false, "{security}");
+    assert_eq!(security["runAsNonRoot"], true, "{security}");
+    assert_eq!(security["runAsUser"], 65532, "{security}");
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault", "{security}");
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"], "{security}");
+}
+
+fn env_value(container: &Value, name: &str) -> Value {
+    container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no env {name} in {container}"))["value"]
+        .clone()
+}
+
+#[test]
+fn helm_test_runs_a_pod_that_makes_a_run_of_a_tiny_template_with_its_own_least_privilege_account() {
+    let hooks = test_hooks(&[]);
+    let kinds: Vec<&str> = hooks.iter().map(|d| d["kind"].as_str().expect("a kind")).collect();
+    let expected = BTreeSet::from(["ServiceAccount", "Role", "RoleBinding", "JobTemplate", "Pod"]);
+    assert_eq!(kinds.len(), expected.len(), "{kinds:?}");
+    assert_eq!(kinds.iter().copied().collect::<BTreeSet<_>>(), expected);
+    for hook in &hooks {
+        let annotations = &hook["metadata"]["annotations"];
+        assert_eq!(annotations["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded", "{hook}");
+        assert_eq!(hook["metadata"]["name"], TEST_NAME, "{hook}");
+        assert_eq!(hook["metadata"]["namespace"], RELEASE_NAMESPACE, "{hook}");
+    }
+    let weight = |kind: &str| -> i64 {
+        let weight = &the_one(&hooks, kind)["metadata"]["annotations"]["helm.sh/hook-weight"];
+        weight.as_str().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("{kind}: hook weight {weight}"))
+    };
+    assert!(weight("ServiceAccount") < weight("JobTemplate"), "the account exists before the template");
+    assert!(weight("RoleBinding") < weight("Pod") && weight("JobTemplate") < weight("Pod"), "the Pod comes last");
+
+    let role = the_one(&hooks, "Role");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            { "apiGroups": ["cellbytes.io"], "resources": ["jobruns"], "verbs": ["create", "get", "list", "watch"] },
+            { "apiGroups": ["cellbytes.io"], "resources": ["jobtemplates"], "resourceNames": [TEST_NAME], "verbs": ["get"] },
+        ]),
+        "the test account may make and follow runs, and read its one template, nothing else"
+    );
+    assert_binds(the_one(&hooks, "RoleBinding"), "Role", &role["metadata"]["name"], TEST_NAME);
+
+    let image = values_yaml()["tests"]["image"].clone();
+    let pod = &the_one(&hooks, "Pod")["spec"];
+    assert_eq!(pod["serviceAccountName"], TEST_NAME);
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(pod["restartPolicy"], "Never");
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["image"], image);
+    assert_hardened_container(&container["securityContext"]);
+    assert!(container["resources"]["limits"]["memory"].is_string(), "{container}");
+    assert_eq!(env_value(container, "NAMESPACE"), RELEASE_NAMESPACE);
+    assert_eq!(env_value(container, "TEMPLATE"), TEST_NAME);
+    assert_eq!(env_value(container, "TIMEOUT_SECONDS"), "120");
+    let script = strings(&container["args"]).concat();
+    for step in ["kubectl create", "wait --for=condition=Finished", "jsonpath='{.status.phase}'", "!= Succeeded"] {
+        assert!(script.contains(step), "the test script lacks `{step}`:\n{script}");
+    }
+
+    let job = &the_one(&hooks, "JobTemplate")["spec"];
+    assert_eq!(job["backoffLimit"], 0);
+    assert_eq!(job["activeDeadlineSeconds"], 120);
+    let job_pod = &job["template"]["spec"];
+    assert_eq!(job_pod["automountServiceAccountToken"], false, "the test Job needs no API access");
+    let job_container = &job_pod["containers"][0];
+    assert_eq!(job_container["image"], image, "the test Job needs no image besides tests.image");
+    assert_eq!(strings(&job_container["command"]), ["kubectl", "version", "--client"]);
+    assert_hardened_container(&job_container["securityContext"]);
+}
+
+#[rstest]
+#[case::all_namespaces_watched(&[], RELEASE_NAMESPACE)]
+#[case::the_release_namespace_watched(&["watchNamespaces={a,ops}"], RELEASE_NAMESPACE)]
+#[case::other_namespaces_watched(&["watchNamespaces={a,b}"], "a")]
+fn the_helm_test_run_goes_where_the_operator_watches(#[case] sets: &[&str], #[case] run_namespace: &str) {
+    let hooks = test_hooks(sets);
+    for kind in ["Role", "RoleBinding", "JobTemplate"] {
+        assert_eq!(the_one(&hooks, kind)["metadata"]["namespace"], run_namespace, "{kind}");
+    }
+    for kind in ["ServiceAccount", "Pod"] {
+        assert_eq!(the_one(&hooks, kind)["metadata"]["namespace"], RELEASE_NAMESPACE, "{kind}");
+    }
+    assert_eq!(env_value(&the_one(&hooks, "Pod")["spec"]["containers"][0], "NAMESPACE"), run_namespace);
+}
+
+#[test]
+fn tests_enabled_false_renders_no_helm_test_hook() {
+    assert!(test_hooks(&["tests.enabled=false"]).is_empty());
+    assert!(template(&[]).iter().all(|d| d["metadata"]["annotations"]["helm.sh/hook"].is_null()));
+}
+
+#[test]
+fn the_helm_test_image_is_the_kubectl_of_the_kubernetes_version_the_e2e_cluster_runs() {
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-cluster-image.sh"))
+        .expect("scripts/build-cluster-image.sh");
+    let version = script
+        .lines()
+        .find_map(|line| line.strip_prefix("K8S_VERSION="))
+        .expect("scripts/build-cluster-image.sh sets K8S_VERSION");
+    assert_eq!(values_yaml()["tests"]["image"], format!("registry.k8s.io/kubectl:v{version}"));
+}
+
+/// `make push` run with DRY_RUN=1: what it prints and its exit status.
+fn make_push(registry: Option<&str>) -> Output {
+    let mut command = Command::new("make");
+    command.args(["-s", "--no-print-directory", "-C", env!("CARGO_MANIFEST_DIR"), "push", "DRY_RUN=1"]);
+    if let Some(registry) = registry {
+        command.arg(format!("REGISTRY={registry}"));
+    }
+    command.output().expect("cannot run make")
+}
+
+#[test]
+fn make_push_tags_the_image_helm_installs_by_default_as_registry_job_template_run_version() {
+    let repository = values_yaml()["image"]["repository"].as_str().expect("image.repository").to_owned();
+    let version = env!("CARGO_PKG_VERSION");
+    let output = make_push(Some("registry.example.com/team/"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let target = format!("registry.example.com/team/job-template-run:{version}");
+    assert_eq!(
+        text(&output.stdout).lines().collect::<Vec<_>>(),
+        [format!("docker tag {repository}:{version} {target}"), format!("docker push {target}")]
+    );
+}
+
+#[test]
+fn make_push_without_a_registry_refuses_in_one_line() {
+    let output = make_push(None);
+    assert!(!output.status.success());
+    assert!(text(&output.stdout).is_empty(), "nothing tagged or pushed: {}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("make push: REGISTRY is empty"), "{stderr}");
 }

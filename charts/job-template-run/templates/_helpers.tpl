@@ -120,3 +120,55 @@ on Secrets with callbacks.secretTokens (CALLBACK_SECRET_PERMISSION).
   verbs: ["get"]
 {{- end }}
 {{- end }}
+
+{{/*
+The name of the `helm test` hook's resources: ServiceAccount, Role,
+RoleBinding, JobTemplate and Pod. Short enough for the runs the Pod creates
+(`<name>-<5 characters>`) to name their Jobs whole.
+*/}}
+{{- define "job-template-run.testName" -}}
+{{- printf "%s-test" (include "job-template-run.fullname" . | trunc 45 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The namespace of the `helm test` JobTemplate and JobRun: the release
+namespace when the operator watches it (watchNamespaces empty or listing
+it), else the first watched namespace.
+*/}}
+{{- define "job-template-run.testNamespace" -}}
+{{- if or (not .Values.watchNamespaces) (has .Release.Namespace .Values.watchNamespaces) }}
+{{- .Release.Namespace }}
+{{- else }}
+{{- first .Values.watchNamespaces }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations of every `helm test` hook resource; `weight` orders them (the
+ServiceAccount and RBAC first, the JobTemplate, then the Pod). Deleted before
+the next `helm test` and once the test passed; a failed test's resources stay
+for a look.
+*/}}
+{{- define "job-template-run.testHook" -}}
+helm.sh/hook: test
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/*
+The hardened security context of the test containers (the Pod's and the
+test Job's).
+*/}}
+{{- define "job-template-run.testSecurityContext" -}}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
