@@ -236,6 +236,15 @@ async fn refused(env: Arc<Env>, ns: String) -> Result<(), String> {
     let error = failed.status.and_then(|s| s.error).unwrap_or_default();
     ensure(Some(error.as_str()) == expected.strip_prefix("error: "), || format!("the operator's error: {error}"))?;
 
+    // A run without a Job has no log, and says why.
+    for args in [&["logs", "refused"][..], &["logs", "refused", "-f"][..]] {
+        let out = plugin.run(args).await?;
+        out.expect_code(1, "logs of a run that never had a Job")?;
+        ensure(out.stderr.starts_with("error: jobrun refused has no Job yet (OverrideNotAllowed: "), || {
+            out.stderr.clone()
+        })?;
+    }
+
     // Bad input and missing objects: one line, exit 1.
     let out = plugin.run(&["create", "absent", "x"]).await?;
     out.expect_code(1, "create from a missing template")?;

@@ -244,11 +244,13 @@ async fn create_and_follow(
         return Ok(ExitCode::SUCCESS);
     }
     let quiet = after.output.is_some();
+    // One deadline for the logs and the wait together.
+    let deadline = after.timeout.map(|limit| tokio::time::Instant::now() + limit);
     if after.logs {
         let follow = LogsArgs { name: created.name_any(), follow: true, container: None, all_pods: false };
         let logs = logs(ctx, &follow);
-        let done = match after.timeout {
-            Some(limit) => tokio::time::timeout(limit, logs).await.ok(),
+        let done = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, logs).await.ok(),
             None => Some(logs.await),
         };
         match done {
@@ -256,7 +258,8 @@ async fn create_and_follow(
             None => return timed_out(&created),
         }
     }
-    wait(ctx, &created, after.timeout, quiet).await
+    let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+    wait(ctx, &created, left, quiet).await
 }
 
 fn timed_out(run: &JobRun) -> Result<ExitCode, PluginError> {
@@ -472,6 +475,7 @@ async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginErr
     let mut changes = futures::stream::select(runs, pods).boxed();
     let mut read: HashSet<String> = HashSet::new();
     let mut first = true;
+    let mut streamed = false;
     loop {
         let run = ctx.run(&name).await?;
         let job = ctx.job(&run).await?;
@@ -490,11 +494,12 @@ async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginErr
                     read.insert(uid);
                 }
                 stream_pod(ctx, args, &run, pod).await?;
+                streamed = true;
             }
-            None if is_finished(&run)
-                && pods.iter().all(|p| p.uid().is_some_and(|uid| read.contains(&uid)) || !has_started(p)) =>
-            {
-                return Ok(());
+            // Every pod that ran has been read: done once the run is.
+            None if is_finished(&run) => {
+                // A run that ended with no pod to read (no Job, no pod that ran) says why.
+                return if streamed { Ok(()) } else { Err(no_pods(&run, job.is_some())) };
             }
             None => {
                 if changes.next().await.is_none() {
