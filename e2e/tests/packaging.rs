@@ -490,19 +490,29 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let helm = Command::new(tools::helm())
+    let mut helm = Command::new(tools::helm())
         .args(["test", release, "--namespace", namespace, "--timeout", "150s"])
         .env("KUBECONFIG", &env.cluster.kubeconfig_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run helm test: {e}"))?;
-    let container = if env.settings.is_kwok_image() {
+    let kubelet = async {
+        if !env.settings.is_kwok_image() {
+            return Ok(None);
+        }
         let pod = running_pod(env, namespace, &test_name(release)).await?;
         before_run().await?;
-        Some(play_kubelet(env, namespace, &pod).await?)
-    } else {
-        None
+        play_kubelet(env, namespace, &pod).await.map(Some)
+    };
+    let container = match kubelet.await {
+        Ok(container) => container,
+        Err(error) => {
+            // Not left waiting for a Pod nobody will finish.
+            let _ = helm.kill();
+            let _ = helm.wait();
+            return Err(error);
+        }
     };
     let helm = tokio::task::block_in_place(|| helm.wait_with_output()).map_err(|e| format!("helm test: {e}"))?;
     Ok(HelmTest { helm, container })
