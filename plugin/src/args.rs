@@ -266,9 +266,6 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
         let (number, tail) = rest.split_at(number_len);
-        if number.is_empty() || number == "." {
-            return Err(bad());
-        }
         let value: f64 = number.parse().map_err(|_| bad())?;
         let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
@@ -302,6 +299,9 @@ mod tests {
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("1500us"), Ok(Duration::from_micros(1500)));
+        assert_eq!(duration("2µs"), Ok(Duration::from_micros(2)));
+        assert_eq!(duration("300ns"), Ok(Duration::from_nanos(300)));
         assert_eq!(duration("0"), Ok(Duration::ZERO));
         for bad in ["", "90", "5 m", "m", "1d", "-5s", ".s", "1h30"] {
             assert!(duration(bad).is_err(), "{bad:?} must be refused");

@@ -164,6 +164,14 @@ mod tests {
                 "0",
                 "--container",
                 "main",
+                "--active-deadline-seconds",
+                "60",
+                "--parallelism",
+                "2",
+                "--completions",
+                "3",
+                "--ttl-seconds-after-finished",
+                "30",
             ]),
             "team",
         );
@@ -179,6 +187,14 @@ mod tests {
         assert_eq!(spec.labels.as_ref().and_then(|l| l.get("k")).map(String::as_str), Some("v"));
         assert_eq!(spec.annotations.as_ref().and_then(|l| l.get("a")).map(String::as_str), Some("b"));
         assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(
+            (spec.active_deadline_seconds, spec.parallelism, spec.completions, spec.ttl_seconds_after_finished),
+            (Some(60), Some(2), Some(3), Some(30))
+        );
+        assert_eq!(run.metadata.namespace.as_deref(), Some("team"));
+        let limits_only = run_from_args(&create(&["create", "echo", "r", "--limit", "cpu=1"]), "team");
+        let resources = limits_only.spec.resources.expect("a limit alone makes resources");
+        assert_eq!((resources.requests, resources.limits.map(|l| l.len())), (None, Some(1)));
         let bare = run_from_args(&create(&["create", "echo", "r"]), "team");
         assert_eq!(bare.spec, JobRunSpec { template_ref: "echo".into(), ..JobRunSpec::default() });
     }
@@ -227,5 +243,6 @@ mod tests {
         assert_eq!(annotations.get(ANNOTATION_RERUN_OF).map(String::as_str), Some("first"));
         assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
         assert_eq!(rerun_of(&original, Some("second")).metadata.name.as_deref(), Some("second"));
+        assert_eq!(again.metadata.namespace.as_deref(), Some("team"), "the rerun goes to the original's namespace");
     }
 }

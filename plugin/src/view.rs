@@ -499,10 +499,12 @@ status:
             (119, "119s"),
             (120, "2m"),
             (200, "3m20s"),
+            (630, "10m"),
             (900, "15m"),
             (179 * 60, "179m"),
             (3 * 3600, "3h"),
             (2 * 3600 + 5 * 60 + 7 + 3600, "3h5m"),
+            (8 * 3600 + 1800, "8h"),
             (20 * 3600, "20h"),
             (3 * 86400 + 4 * 3600, "3d4h"),
             (7 * 86400, "7d"),
@@ -580,6 +582,9 @@ status:
         assert!(!plain.contains('\x1b'));
         let coloured = table(&run_headers(false, false), &rows, true);
         assert!(coloured.contains("\x1b[31mFailed\x1b[0m"), "{coloured}");
+        assert_eq!(Colour::of_phase("Succeeded"), Some(Colour::Green));
+        assert_eq!(Colour::of_phase("Pending"), Some(Colour::Yellow));
+        assert_eq!(Colour::of_phase("Running"), None);
         let wide = table(&run_headers(true, true), &[run_row(&failed_run(), now(), true, true)], false);
         let header = wide.lines().next().expect("a header");
         assert!(header.starts_with("NAMESPACE   NAME"), "{header}");
