@@ -507,7 +507,12 @@ status:
             (8 * 3600 + 1800, "8h"),
             (20 * 3600, "20h"),
             (3 * 86400 + 4 * 3600, "3d4h"),
+            (48 * 3600, "2d"),
             (7 * 86400, "7d"),
+            (8 * 86400 + 3600, "8d"),
+            (729 * 86400 + 3600, "729d"),
+            (730 * 86400 + 5 * 3600, "2y"),
+            (8 * 365 * 86400 + 3 * 86400, "8y"),
             (30 * 86400, "30d"),
             (2 * 365 * 86400 + 3 * 86400, "2y3d"),
             (9 * 365 * 86400, "9y"),
@@ -522,6 +527,15 @@ status:
         let bad = failed_run();
         assert_eq!(reason(&bad), "BackoffLimitExceeded");
         assert_eq!(message(&bad), "Job has reached the specified backoff limit");
+        let mut own_words = bad.clone();
+        let finished = &mut own_words.status.as_mut().and_then(|s| s.conditions.as_mut()).expect("conditions")[1];
+        finished.reason = Some("BackoffLimitExceeded".into());
+        finished.message = Some("JobRun failed".into());
+        assert_eq!(
+            message(&own_words),
+            "Job has reached the specified backoff limit",
+            "the failure's own condition first"
+        );
         assert_eq!(duration(&bad, now()), "3m20s");
         let mut no_completion = bad.clone();
         let status = no_completion.status.as_mut().expect("a status");
@@ -564,6 +578,15 @@ status:
         let ok = run("apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata: {name: ok}\nspec: {templateRef: t}\n\
                       status: {phase: Succeeded, conditions: [{type: Finished, status: 'True', reason: Succeeded}]}\n");
         assert_eq!(reason(&ok), "");
+        let mut ok_after_a_stall = ok.clone();
+        let stalled_condition = conditions(&stalled)[0].clone();
+        ok_after_a_stall
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.as_mut())
+            .expect("conditions")
+            .push(stalled_condition);
+        assert_eq!(reason(&ok_after_a_stall), "", "a succeeded run has no reason, whatever else it kept");
         let fresh = run("apiVersion: cellbytes.io/v1\nkind: JobRun\nmetadata: {name: new}\nspec: {templateRef: t}\n");
         assert_eq!((phase(&fresh), reason(&fresh)), ("", String::new()));
     }
