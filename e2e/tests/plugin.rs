@@ -259,8 +259,14 @@ async fn refused(env: Arc<Env>, ns: String) -> Result<(), String> {
         || out.stderr.clone(),
     )?;
     let out = plugin.run(&["wait", "x", "--timeout", "5"]).await?;
-    out.expect_code(2, "a duration without a unit (clap's usage error)")?;
-    ensure(out.stderr.contains("invalid duration"), || out.stderr.clone())?;
+    out.expect_code(1, "a duration without a unit (a usage error, exit 1 as kubectl's)")?;
+    ensure(out.stderr.starts_with("error: ") && out.stderr.contains("invalid duration"), || out.stderr.clone())?;
+    ensure(out.stderr.trim_end().lines().count() == 1, || {
+        format!("a usage error in more than one line: {}", out.stderr)
+    })?;
+    let out = plugin.run(&["create", "strict", "--timeout", "5s"]).await?;
+    out.expect_code(1, "--timeout without --wait")?;
+    ensure(out.stderr.trim_end() == "error: --timeout needs --wait or --logs", || out.stderr.clone())?;
     let out = plugin.run(&["create", "strict", "--command", "--", "sh", "-c", "echo"]).await?;
     out.expect_code(0, "a command override the default policy allows")?;
     Ok(())

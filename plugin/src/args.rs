@@ -156,7 +156,7 @@ pub struct AfterCreate {
     #[arg(long)]
     pub wait: bool,
     /// Print the run's logs as it runs (implies --wait).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     pub logs: bool,
     /// How long to wait, in kubectl's form (`90s`, `5m`, `1h30m`; default: no limit).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -169,6 +169,7 @@ pub struct AfterCreate {
 #[derive(Args, Debug, PartialEq)]
 pub struct GetArgs {
     /// One run (default: all runs of the namespace).
+    #[arg(conflicts_with_all = ["all_namespaces", "selector"])]
     pub name: Option<String>,
     /// Runs of every namespace.
     #[arg(short = 'A', long)]
@@ -374,6 +375,8 @@ mod tests {
         assert!(parse(&["create", "t", "--request", "cpu="]).is_err());
         assert!(parse(&["wait", "r", "--timeout", "10"]).is_err());
         assert!(parse(&["get", "-o", "table"]).is_err());
+        assert!(parse(&["get", "r", "-A"]).is_err(), "a name across all namespaces, as kubectl refuses");
+        assert!(parse(&["create", "t", "--logs", "-o", "yaml"]).is_err(), "logs and an object on one stdout");
     }
 
     #[test]

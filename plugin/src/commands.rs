@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, StreamExt};
 use jtr_core::crd::{JobRun, JobTemplate};
 use jtr_core::merge::{LABEL_RUN, is_finished, label_safe};
 use k8s_openapi::api::batch::v1::Job;
@@ -29,6 +29,9 @@ use crate::{spec, view::table};
 pub const EXIT_SUCCEEDED: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_TIMED_OUT: u8 = 2;
+
+/// The longest a completion waits for the cluster.
+const COMPLETION_LIMIT: Duration = Duration::from_secs(2);
 
 /// The kind as kubectl names it in `-o name` and messages.
 const RUN_KIND: &str = "jobrun.cellbytes.io";
@@ -82,13 +85,16 @@ impl Ctx {
     async fn job(&self, run: &JobRun) -> Result<Option<Job>, PluginError> {
         let Some(name) = run.status.as_ref().and_then(|s| s.job_name.as_deref()) else { return Ok(None) };
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
-        jobs.get_opt(name).await.map_err(PluginError::api("get", format!("job {name}")))
+        let job = jobs.get_opt(name).await.map_err(PluginError::api("get", format!("job {name}")))?;
+        // A Job of that name that another run (or anyone) controls is not this run's.
+        Ok(job.filter(|job| jtr_core::merge::is_controlled_by(job, run)))
     }
 
-    /// The pods of the run's Job (by the Job's uid, so not a previous
-    /// run's of the same name), oldest first.
-    async fn pods_of(&self, run: &JobRun, job: Option<&Job>) -> Result<Vec<Pod>, PluginError> {
-        let selector = pod_selector(run, job);
+    /// The pods of the run's Job (by the Job's uid, so never a previous
+    /// run's of the same name), oldest first; none before the Job exists.
+    async fn pods_of(&self, job: Option<&Job>) -> Result<Vec<Pod>, PluginError> {
+        let Some(uid) = job.and_then(|j| j.metadata.uid.as_deref()) else { return Ok(Vec::new()) };
+        let selector = format!("batch.kubernetes.io/controller-uid={uid}");
         let list = self
             .pods()
             .list(&ListParams::default().labels(&selector))
@@ -97,15 +103,6 @@ impl Ctx {
         let mut pods = list.items;
         view::oldest_first(&mut pods);
         Ok(pods)
-    }
-}
-
-/// The label selector of a run's pods: its Job's controller-uid once the
-/// Job is known, else the operator's run label.
-fn pod_selector(run: &JobRun, job: Option<&Job>) -> String {
-    match job.and_then(|j| j.metadata.uid.as_deref()) {
-        Some(uid) => format!("batch.kubernetes.io/controller-uid={uid}"),
-        None => format!("{LABEL_RUN}={}", label_safe(&run.name_any())),
     }
 }
 
@@ -128,24 +125,54 @@ fn json<T: Serialize>(value: &T) -> Result<String, PluginError> {
     serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| PluginError::Encode(e.to_string()))
 }
 
-/// Objects as kubectl prints them: one object, or a `List`.
-fn print_objects<T: Serialize + ResourceExt>(
+/// How objects are printed: one object, a `List`, or (`get -w`) one
+/// document per change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    List,
+    Stream,
+}
+
+/// Objects as kubectl prints them, without `managedFields` (as kubectl hides them).
+fn print_objects<T: Serialize + ResourceExt + Clone>(
     items: &[T],
     kind: &str,
     output: ObjectOutput,
-    single: bool,
+    shape: Shape,
 ) -> Result<(), PluginError> {
-    match output {
-        ObjectOutput::Name => out(&items.iter().map(|i| format!("{kind}/{}\n", i.name_any())).collect::<String>()),
-        ObjectOutput::Yaml | ObjectOutput::Json => {
-            let value = if single && items.len() == 1 {
-                serde_json::to_value(&items[0])
-            } else {
-                serde_json::to_value(items)
-                    .map(|items| serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+    let encode = |e: serde_json::Error| PluginError::Encode(e.to_string());
+    let bare = |item: &T| {
+        let mut item = item.clone();
+        item.meta_mut().managed_fields = None;
+        serde_json::to_value(item).map_err(encode)
+    };
+    let text = |value: &serde_json::Value| if output == ObjectOutput::Yaml { yaml(value) } else { json(value) };
+    match (output, shape) {
+        (ObjectOutput::Name, _) => out(&items.iter().map(|i| format!("{kind}/{}\n", i.name_any())).collect::<String>()),
+        (_, Shape::One) if items.len() == 1 => out(&text(&bare(&items[0])?)?),
+        (_, Shape::Stream) => {
+            for item in items {
+                let separator = if output == ObjectOutput::Yaml { "---\n" } else { "" };
+                out(&format!("{separator}{}", text(&bare(item)?)?))?;
             }
-            .map_err(|e| PluginError::Encode(e.to_string()))?;
-            out(&if output == ObjectOutput::Yaml { yaml(&value)? } else { json(&value)? })
+            Ok(())
+        }
+        _ => {
+            let items = items.iter().map(bare).collect::<Result<Vec<_>, _>>()?;
+            out(&text(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))?)
+        }
+    }
+}
+
+impl ListOutput {
+    /// The object form of `-o`, or `None` for a table.
+    fn object(self) -> Option<ObjectOutput> {
+        match self {
+            ListOutput::Yaml => Some(ObjectOutput::Yaml),
+            ListOutput::Json => Some(ObjectOutput::Json),
+            ListOutput::Name => Some(ObjectOutput::Name),
+            ListOutput::Wide => None,
         }
     }
 }
@@ -155,7 +182,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, PluginError> {
     match cli.command {
         Command::Completion { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "kubectl-jobrun", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kubectl-jobrun", &mut script);
+            out(&String::from_utf8_lossy(&script))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Complete { words } => {
@@ -211,7 +240,7 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<ExitCode, PluginError> {
     match args.dry_run {
         Some(DryRun::Client) => {
             match args.after.output {
-                Some(output) => print_objects(&[run], RUN_KIND, output, true)?,
+                Some(output) => print_objects(&[run], RUN_KIND, output, Shape::One)?,
                 None => {
                     let name = run.metadata.name.clone().or(run.metadata.generate_name.clone()).unwrap_or_default();
                     out(&format!("{RUN_KIND}/{name} created (dry run)\n"))?;
@@ -231,10 +260,13 @@ async fn create_and_follow(
     after: &AfterCreate,
     dry_run: bool,
 ) -> Result<ExitCode, PluginError> {
+    if after.timeout.is_some() && !(after.wait || after.logs) {
+        return Err(PluginError::Invalid("--timeout needs --wait or --logs".to_owned()));
+    }
     let params = PostParams { dry_run, ..PostParams::default() };
     let created = ctx.runs().create(&params, &run).await.map_err(PluginError::api("create", "jobrun"))?;
     match after.output {
-        Some(output) => print_objects(std::slice::from_ref(&created), RUN_KIND, output, true)?,
+        Some(output) => print_objects(std::slice::from_ref(&created), RUN_KIND, output, Shape::One)?,
         None => {
             let note = if dry_run { " (server dry run)" } else { "" };
             out(&format!("{RUN_KIND}/{} created{note}\n", created.name_any()))?;
@@ -245,51 +277,41 @@ async fn create_and_follow(
     }
     let quiet = after.output.is_some();
     // One deadline for the logs and the wait together.
-    let deadline = after.timeout.map(|limit| tokio::time::Instant::now() + limit);
+    let deadline = after.timeout.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
     if after.logs {
         let follow = LogsArgs { name: created.name_any(), follow: true, container: None, all_pods: false };
-        let logs = logs(ctx, &follow);
+        let logs = follow_logs(ctx, &follow, created.clone());
         let done = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, logs).await.ok(),
             None => Some(logs.await),
         };
         match done {
-            Some(result) => result?,
-            None => return timed_out(&created),
+            // The run as the logs ended with it: its outcome, even if it is deleted since (a TTL of 0).
+            Some(result) => return report(&result?, quiet),
+            None => return timed_out(ctx, &created).await,
         }
     }
     let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
     wait(ctx, &created, left, quiet).await
 }
 
-fn timed_out(run: &JobRun) -> Result<ExitCode, PluginError> {
-    let phase = view::phase(run);
+/// Exit 2 with the run's state at the deadline, or its outcome if it finished meanwhile.
+async fn timed_out(ctx: &Ctx, run: &JobRun) -> Result<ExitCode, PluginError> {
+    let latest = ctx.runs().get_opt(&run.name_any()).await.ok().flatten().unwrap_or_else(|| run.clone());
+    if is_finished(&latest) {
+        return report(&latest, false);
+    }
+    let phase = view::phase(&latest);
     let phase = if phase.is_empty() { "no status yet" } else { phase };
-    eprintln!("error: timed out waiting for {RUN_KIND}/{} to finish (it is {phase})", run.name_any());
+    eprintln!("error: timed out waiting for {RUN_KIND}/{} to finish (it is {phase})", latest.name_any());
     Ok(ExitCode::from(EXIT_TIMED_OUT))
 }
 
-/// Waits for `run` to finish: 0 succeeded, 1 failed (with its reason and
-/// message), 2 timed out. `quiet` sends the success line to stderr (stdout
-/// holds `-o` output).
-async fn wait(ctx: &Ctx, run: &JobRun, timeout: Option<Duration>, quiet: bool) -> Result<ExitCode, PluginError> {
+/// A finished run's outcome: 0 and a line when it succeeded (on stderr if
+/// `quiet`, stdout holding `-o` output), else 1 with its reason and message.
+fn report(run: &JobRun, quiet: bool) -> Result<ExitCode, PluginError> {
     let name = run.name_any();
-    let finished = await_condition(ctx.runs(), &name, |r: Option<&JobRun>| r.is_none_or(is_finished));
-    let result = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, finished).await {
-            Ok(result) => result,
-            Err(_) => {
-                let latest = ctx.runs().get_opt(&name).await.ok().flatten().unwrap_or_else(|| run.clone());
-                return timed_out(&latest);
-            }
-        },
-        None => finished.await,
-    };
-    let latest = result.map_err(|source| PluginError::Watch { what: format!("jobrun {name}"), source })?;
-    let Some(latest) = latest else {
-        return Err(PluginError::Invalid(format!("{RUN_KIND}/{name} was deleted before it finished")));
-    };
-    if view::phase(&latest) == "Succeeded" {
+    if view::phase(run) == "Succeeded" {
         let line = format!("{RUN_KIND}/{name} Succeeded\n");
         if quiet {
             eprint!("{line}")
@@ -298,11 +320,53 @@ async fn wait(ctx: &Ctx, run: &JobRun, timeout: Option<Duration>, quiet: bool) -
         }
         Ok(ExitCode::from(EXIT_SUCCEEDED))
     } else {
-        let reason = view::reason(&latest);
-        let message = view::message(&latest);
+        let reason = view::reason(run);
+        let message = view::message(run);
         let message = message.strip_prefix(&format!("{reason}: ")).unwrap_or(&message);
         eprintln!("{RUN_KIND}/{name} Failed: {reason}: {message}");
         Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// The run once it is finished, watched (the watch retries with backoff:
+/// an API server restart or an expired resourceVersion is not an outcome);
+/// `None` if it is deleted first.
+async fn finished(ctx: &Ctx, name: &str) -> Option<JobRun> {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(ctx.runs(), config).default_backoff().boxed();
+    let mut listed = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listed = Some(false),
+            Ok(watcher::Event::InitApply(run) | watcher::Event::Apply(run)) => {
+                listed = listed.map(|_| true);
+                if is_finished(&run) {
+                    return Some(run);
+                }
+            }
+            Ok(watcher::Event::InitDone) if listed == Some(false) => return None,
+            Ok(watcher::Event::InitDone) => listed = None,
+            Ok(watcher::Event::Delete(_)) => return None,
+            Err(_) => {} // retried by the backoff
+        }
+    }
+    None
+}
+
+/// Waits for `run` to finish: 0 succeeded, 1 failed (with its reason and
+/// message), 2 timed out.
+async fn wait(ctx: &Ctx, run: &JobRun, timeout: Option<Duration>, quiet: bool) -> Result<ExitCode, PluginError> {
+    let name = run.name_any();
+    let outcome = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, finished(ctx, &name)).await {
+            Ok(outcome) => outcome,
+            Err(_) => return timed_out(ctx, run).await,
+        },
+        None => finished(ctx, &name).await,
+    };
+    match outcome {
+        Some(latest) => report(&latest, quiet),
+        None => Err(PluginError::Invalid(format!("{RUN_KIND}/{name} was deleted before it finished"))),
     }
 }
 
@@ -311,16 +375,16 @@ async fn get(ctx: &Ctx, args: GetArgs) -> Result<ExitCode, PluginError> {
     let wide = args.output == Some(ListOutput::Wide);
     let headers = view::run_headers(args.all_namespaces, wide);
     let row = |run: &JobRun| view::run_row(run, now(), args.all_namespaces, wide);
-    let as_object = |o: ListOutput| match o {
-        ListOutput::Yaml => Some(ObjectOutput::Yaml),
-        ListOutput::Json => Some(ObjectOutput::Json),
-        ListOutput::Name => Some(ObjectOutput::Name),
-        ListOutput::Wide => None,
-    };
-    let object_output = args.output.and_then(as_object);
+    let object_output = args.output.and_then(ListOutput::object);
     let print = |runs: &[JobRun], header: bool| -> Result<(), PluginError> {
+        let shape = match (header, args.name.is_some()) {
+            (false, _) => Shape::Stream,
+            (true, true) => Shape::One,
+            (true, false) => Shape::List,
+        };
         match object_output {
-            Some(output) => print_objects(runs, RUN_KIND, output, args.name.is_some()),
+            Some(output) if args.watch => print_objects(runs, RUN_KIND, output, Shape::Stream),
+            Some(output) => print_objects(runs, RUN_KIND, output, shape),
             None if runs.is_empty() && header => {
                 eprintln!(
                     "No resources found{}.",
@@ -358,23 +422,25 @@ async fn get(ctx: &Ctx, args: GetArgs) -> Result<ExitCode, PluginError> {
         print(&runs, true)?;
         return Ok(ExitCode::SUCCESS);
     }
-    // -w: the list once complete, then each change, as `kubectl get -w`.
+    // -w: the list once complete, then each change (a re-list after the
+    // watch broke prints what it lists), as `kubectl get -w`, until interrupted.
     let mut initial = Vec::new();
     let mut listed = false;
     let mut events = watcher(api, config).default_backoff().boxed();
-    while let Some(event) =
-        events.try_next().await.map_err(|e| PluginError::Invalid(format!("watch of jobruns failed: {e}")))?
-    {
+    while let Some(event) = events.next().await {
         match event {
-            watcher::Event::Init => initial.clear(),
-            watcher::Event::InitApply(run) => initial.push(run),
-            watcher::Event::InitDone if !listed => {
+            Ok(watcher::Event::Init) => initial.clear(),
+            Ok(watcher::Event::InitApply(run)) if !listed => initial.push(run),
+            Ok(watcher::Event::InitDone) if !listed => {
                 listed = true;
                 initial.sort_by_key(|r| (r.namespace(), r.name_any()));
                 print(&initial, true)?;
             }
-            watcher::Event::InitDone => {}
-            watcher::Event::Apply(run) | watcher::Event::Delete(run) => print(std::slice::from_ref(&run), false)?,
+            Ok(watcher::Event::InitDone) => {}
+            Ok(watcher::Event::InitApply(run) | watcher::Event::Apply(run) | watcher::Event::Delete(run)) => {
+                print(std::slice::from_ref(&run), false)?
+            }
+            Err(_) => {} // retried by the backoff
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -383,29 +449,27 @@ async fn get(ctx: &Ctx, args: GetArgs) -> Result<ExitCode, PluginError> {
 async fn describe(ctx: &Ctx, name: &str) -> Result<ExitCode, PluginError> {
     let run = ctx.run(name).await?;
     let job = ctx.job(&run).await?;
-    let pods = ctx.pods_of(&run, job.as_ref()).await?;
-    let uids: HashSet<String> = std::iter::once(run.uid())
+    let pods = ctx.pods_of(job.as_ref()).await?;
+    // The Events of each object, by its uid (not every Event of the namespace).
+    let uids: Vec<String> = std::iter::once(run.uid())
         .chain(std::iter::once(job.as_ref().and_then(ResourceExt::uid)))
         .chain(pods.iter().map(ResourceExt::uid))
         .flatten()
         .collect();
-    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let events: Vec<Event> = events
-        .list(&ListParams::default())
-        .await
-        .map_err(PluginError::api("list", "events"))?
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.uid.as_ref().is_some_and(|uid| uids.contains(uid)))
-        .collect();
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let mut events = Vec::new();
+    for uid in &uids {
+        let params = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
+        events.extend(api.list(&params).await.map_err(PluginError::api("list", "events"))?.items);
+    }
     out(&view::describe(&run, job.as_ref(), &pods, &events, now()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether a pod's containers have started, so that it has logs to read.
+/// Whether a pod has a log to read: a container of it runs or ran.
 fn has_started(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
-    matches!(status.and_then(|s| s.phase.as_deref()), Some("Running" | "Succeeded" | "Failed"))
+    matches!(status.and_then(|s| s.phase.as_deref()), Some("Running" | "Succeeded"))
         || status.and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| {
             c.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some() || s.terminated.is_some()))
         })
@@ -424,46 +488,53 @@ fn container_of(args: &LogsArgs, run: &JobRun, pod: &Pod) -> Option<String> {
         .or_else(|| pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.clone()))
 }
 
+/// `--all-pods` prefixes each line with its pod and container, as `kubectl logs --prefix`.
+fn line_prefix(args: &LogsArgs, pod: &Pod, container: Option<&str>) -> String {
+    if args.all_pods { format!("[pod/{}/{}] ", pod.name_any(), container.unwrap_or_default()) } else { String::new() }
+}
+
 async fn logs(ctx: &Ctx, args: &LogsArgs) -> Result<(), PluginError> {
     let run = ctx.run(&args.name).await?;
-    if !args.follow {
-        let job = ctx.job(&run).await?;
-        let pods = ctx.pods_of(&run, job.as_ref()).await?;
-        let chosen: Vec<&Pod> = if args.all_pods { pods.iter().collect() } else { pods.last().into_iter().collect() };
-        if chosen.is_empty() {
-            return Err(no_pods(&run, job.is_some()));
-        }
-        for pod in chosen {
-            let container = container_of(args, &run, pod);
-            let params = LogParams { container: container.clone(), ..LogParams::default() };
-            let text = ctx
-                .pods()
-                .logs(&pod.name_any(), &params)
-                .await
-                .map_err(PluginError::api("read logs of", format!("pod {}", pod.name_any())))?;
-            let prefix = args.all_pods.then(|| format!("[pod/{}/{}] ", pod.name_any(), container.unwrap_or_default()));
-            out(&text.lines().map(|l| format!("{}{l}\n", prefix.as_deref().unwrap_or_default())).collect::<String>())?;
-        }
-        return Ok(());
+    if args.follow {
+        return follow_logs(ctx, args, run).await.map(|_| ());
     }
-    follow(ctx, args, run).await
+    let job = ctx.job(&run).await?;
+    let pods = ctx.pods_of(job.as_ref()).await?;
+    let chosen: Vec<&Pod> = if args.all_pods { pods.iter().collect() } else { pods.last().into_iter().collect() };
+    if chosen.is_empty() {
+        return Err(no_pods(&run, job.is_some()));
+    }
+    for pod in chosen {
+        let container = container_of(args, &run, pod);
+        let params = LogParams { container: container.clone(), ..LogParams::default() };
+        let text = ctx
+            .pods()
+            .logs(&pod.name_any(), &params)
+            .await
+            .map_err(PluginError::api("read logs of", format!("pod {}", pod.name_any())))?;
+        let prefix = line_prefix(args, pod, container.as_deref());
+        out(&text.lines().map(|l| format!("{prefix}{l}\n")).collect::<String>())?;
+    }
+    Ok(())
 }
 
 fn no_pods(run: &JobRun, has_job: bool) -> PluginError {
     if has_job {
-        return PluginError::Invalid(format!("{RUN_KIND}/{} has no pods (yet)", run.name_any()));
+        return PluginError::Invalid(format!("{RUN_KIND}/{} has no pod with a log (yet)", run.name_any()));
     }
     let why = match view::reason(run) {
         r if r.is_empty() => String::new(),
         r => format!(" ({r}: {})", view::message(run)),
     };
-    PluginError::NoJob { name: run.name_any(), why }
+    let state = if is_finished(run) { "ended without a Job" } else { "has no Job yet" };
+    PluginError::NoJob { name: run.name_any(), state, why }
 }
 
 /// `logs -f`: each pod of the run's Job in turn, oldest not yet read
 /// first (all of them with `--all-pods`, else from the newest on), until
-/// the run is finished and every pod has been read.
-async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginError> {
+/// the run is finished and every pod has been read. Returns the run as it
+/// finished (it may be deleted right after, by a TTL of 0).
+async fn follow_logs(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<JobRun, PluginError> {
     let name = run.name_any();
     // Woken by any change of the run or of the pods labelled for it.
     let runs = watcher(ctx.runs(), watcher::Config::default().fields(&format!("metadata.name={name}")))
@@ -476,10 +547,19 @@ async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginErr
     let mut read: HashSet<String> = HashSet::new();
     let mut first = true;
     let mut streamed = false;
+    let mut last = run;
     loop {
-        let run = ctx.run(&name).await?;
+        let Some(run) = ctx.runs().get_opt(&name).await.map_err(PluginError::api("get", format!("jobrun {name}")))?
+        else {
+            return if is_finished(&last) {
+                Ok(last)
+            } else {
+                Err(PluginError::Invalid(format!("{RUN_KIND}/{name} was deleted before it finished")))
+            };
+        };
+        last = run.clone();
         let job = ctx.job(&run).await?;
-        let pods = ctx.pods_of(&run, job.as_ref()).await?;
+        let pods = ctx.pods_of(job.as_ref()).await?;
         if first && !args.all_pods {
             // Older pods are history: start at the newest.
             pods.iter().rev().skip(1).filter_map(ResourceExt::uid).for_each(|uid| {
@@ -499,11 +579,11 @@ async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginErr
             // Every pod that ran has been read: done once the run is.
             None if is_finished(&run) => {
                 // A run that ended with no pod to read (no Job, no pod that ran) says why.
-                return if streamed { Ok(()) } else { Err(no_pods(&run, job.is_some())) };
+                return if streamed { Ok(run) } else { Err(no_pods(&run, job.is_some())) };
             }
             None => {
                 if changes.next().await.is_none() {
-                    return Ok(());
+                    return Ok(run);
                 }
             }
         }
@@ -512,24 +592,30 @@ async fn follow(ctx: &Ctx, args: &LogsArgs, run: JobRun) -> Result<(), PluginErr
 
 /// Streams one pod's log until it ends, or the pod is over and the stream
 /// has been quiet for a second (a kubelet ends the stream itself; this bounds one that does not).
+/// A container with no log (it never started) is noted on stderr.
 async fn stream_pod(ctx: &Ctx, args: &LogsArgs, run: &JobRun, pod: &Pod) -> Result<(), PluginError> {
     let pod_name = pod.name_any();
     let container = container_of(args, run, pod);
     let params = LogParams { follow: true, container: container.clone(), ..LogParams::default() };
-    let prefix =
-        if args.all_pods { format!("[pod/{pod_name}/{}] ", container.unwrap_or_default()) } else { String::new() };
+    let prefix = line_prefix(args, pod, container.as_deref());
     if !args.all_pods {
         eprintln!("==> pod/{pod_name}");
     }
-    let reader = ctx
-        .pods()
-        .log_stream(&pod_name, &params)
-        .await
-        .map_err(PluginError::api("read logs of", format!("pod {pod_name}")))?;
+    let reader = match ctx.pods().log_stream(&pod_name, &params).await {
+        Ok(reader) => reader,
+        Err(kube::Error::Api(status)) if status.code == 400 => {
+            eprintln!("(no log of pod/{pod_name}: {})", status.message);
+            return Ok(());
+        }
+        Err(source) => return Err(PluginError::Api { verb: "read logs of", what: format!("pod {pod_name}"), source }),
+    };
     let mut lines = reader.lines();
     let over = await_condition(ctx.pods(), &pod_name, |p: Option<&Pod>| p.is_none_or(is_over));
     tokio::pin!(over);
     let mut pod_over = false;
+    // A watch of the pod that fails (no `watch` right on pods) stops being
+    // asked; the stream then ends when the server ends it.
+    let mut watching = true;
     loop {
         let line = if pod_over {
             match tokio::time::timeout(Duration::from_secs(1), lines.next()).await {
@@ -539,12 +625,18 @@ async fn stream_pod(ctx: &Ctx, args: &LogsArgs, run: &JobRun, pod: &Pod) -> Resu
         } else {
             tokio::select! {
                 line = lines.next() => line,
-                _ = &mut over => { pod_over = true; continue; }
+                result = &mut over, if watching => {
+                    match result {
+                        Ok(_) => pod_over = true,
+                        Err(_) => watching = false,
+                    }
+                    continue;
+                }
             }
         };
         match line {
             Some(Ok(line)) => out(&format!("{prefix}{line}\n"))?,
-            Some(Err(error)) => return Err(PluginError::Write(error)),
+            Some(Err(source)) => return Err(PluginError::ReadLog { pod: pod_name.clone(), source }),
             None => return Ok(()),
         }
     }
@@ -573,14 +665,9 @@ async fn templates(ctx: &Ctx, output: Option<ListOutput>) -> Result<ExitCode, Pl
     let mut items =
         ctx.templates().list(&ListParams::default()).await.map_err(PluginError::api("list", "jobtemplates"))?.items;
     items.sort_by_key(ResourceExt::name_any);
-    let object = match output {
-        Some(ListOutput::Yaml) => Some(ObjectOutput::Yaml),
-        Some(ListOutput::Json) => Some(ObjectOutput::Json),
-        Some(ListOutput::Name) => Some(ObjectOutput::Name),
-        Some(ListOutput::Wide) | None => None,
-    };
+    let object = output.and_then(ListOutput::object);
     if let Some(output) = object {
-        print_objects(&items, TEMPLATE_KIND, output, false)?;
+        print_objects(&items, TEMPLATE_KIND, output, Shape::List)?;
     } else if items.is_empty() {
         eprintln!("No resources found in {} namespace.", ctx.namespace);
     } else {
@@ -604,10 +691,14 @@ pub async fn complete(global: &Global, words: &[String]) {
         wanted @ (Wanted::Runs | Wanted::Templates | Wanted::Namespaces) => {
             let global =
                 Global { namespace: global.namespace.clone().or_else(|| namespace_in(words)), ..global.clone() };
-            match Ctx::new(&global).await {
-                Ok(ctx) => names_of(&ctx, wanted).await,
-                Err(_) => Vec::new(),
-            }
+            // A <TAB> never hangs on a cluster that does not answer.
+            let lookup = async {
+                match Ctx::new(&global).await {
+                    Ok(ctx) => names_of(&ctx, wanted).await,
+                    Err(_) => Vec::new(),
+                }
+            };
+            tokio::time::timeout(COMPLETION_LIMIT, lookup).await.unwrap_or_default()
         }
     };
     let _ = out(&cobra_output(names.iter().map(String::as_str), partial));

@@ -19,7 +19,7 @@ pub const SUBCOMMANDS: [&str; 9] =
     ["create", "get", "describe", "logs", "wait", "cancel", "rerun", "templates", "completion"];
 
 /// Flags that take a value as the next word (their value is not a positional).
-const FLAGS_WITH_VALUES: [&str; 24] = [
+const FLAGS_WITH_VALUES: [&str; 23] = [
     "-n",
     "--namespace",
     "--context",
@@ -43,7 +43,6 @@ const FLAGS_WITH_VALUES: [&str; 24] = [
     "--completions",
     "--ttl-seconds-after-finished",
     "--selector",
-    "--dry-run",
 ];
 
 /// cobra's `ShellCompDirectiveNoFileComp`: offer no file names.
@@ -115,6 +114,7 @@ mod tests {
         assert_eq!(wanted(&words("get --context ")), Wanted::Contexts);
         assert_eq!(wanted(&words("create --env ")), Wanted::Nothing);
         assert_eq!(wanted(&words("completion ")), Wanted::Shells);
+        assert_eq!(wanted(&words("create --dry-run ")), Wanted::Templates, "--dry-run takes its value with =");
         assert_eq!(wanted(&[]), Wanted::Subcommands);
     }
 

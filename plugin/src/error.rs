@@ -11,7 +11,7 @@ pub enum PluginError {
     RunNotFound { name: String, namespace: String },
     #[error("jobtemplates.cellbytes.io {name:?} not found in namespace {namespace}")]
     TemplateNotFound { name: String, namespace: String },
-    #[error("{verb} {what}: {source}")]
+    #[error("{verb} {what}: {}", api_text(source))]
     Api {
         verb: &'static str,
         what: String,
@@ -23,8 +23,14 @@ pub enum PluginError {
     Refused { reason: String, message: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("jobrun {name} has no Job yet{why}")]
-    NoJob { name: String, why: String },
+    #[error("jobrun {name} {state}{why}")]
+    NoJob { name: String, state: &'static str, why: String },
+    #[error("cannot read the log of pod {pod}: {source}")]
+    ReadLog {
+        pod: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot encode the output: {0}")]
     Encode(String),
     #[error("cannot write the output: {0}")]
@@ -35,6 +41,16 @@ pub enum PluginError {
         #[source]
         source: kube::runtime::wait::Error,
     },
+}
+
+/// The server's words, as kubectl prints them (`message (Reason)`), not the
+/// client's debug form.
+fn api_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.reason.is_empty() => format!("{} ({})", status.message, status.reason),
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl PluginError {

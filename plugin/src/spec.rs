@@ -74,20 +74,18 @@ pub fn run_from_args(args: &CreateArgs, namespace: &str) -> JobRun {
     }
 }
 
-/// A new run with `original`'s spec (without its cancel), labels and
-/// annotations, and the annotation naming the run it repeats.
+/// A new run with `original`'s spec (without its cancel) and the
+/// annotation naming the run it repeats. Not its metadata: other tools'
+/// labels and annotations (Argo CD's tracking, Helm's ownership) would
+/// make them claim the rerun.
 pub fn rerun_of(original: &JobRun, name: Option<&str>) -> JobRun {
     let original_name = original.metadata.name.clone().unwrap_or_default();
-    let mut annotations = original.metadata.annotations.clone().unwrap_or_default();
-    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    annotations.insert(ANNOTATION_RERUN_OF.to_owned(), original_name.clone());
     JobRun {
         metadata: ObjectMeta {
             name: name.map(str::to_owned),
             generate_name: name.is_none().then(|| prefix_of(&original_name)),
             namespace: original.metadata.namespace.clone(),
-            labels: original.metadata.labels.clone(),
-            annotations: Some(annotations),
+            annotations: Some([(ANNOTATION_RERUN_OF.to_owned(), original_name.clone())].into()),
             ..ObjectMeta::default()
         },
         spec: JobRunSpec { cancel: None, ..original.spec.clone() },
@@ -228,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rerun_copies_the_spec_without_cancel_and_names_the_run_it_repeats() {
+    fn a_rerun_copies_the_spec_without_cancel_nor_metadata_and_names_the_run_it_repeats() {
         let mut original = run_from_args(&create(&["create", "echo", "first", "--", "x"]), "team");
         original.spec.cancel = Some(true);
         original.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
@@ -238,10 +236,9 @@ mod tests {
         assert_eq!(again.spec.cancel, None);
         assert_eq!(again.spec.args, original.spec.args);
         assert_eq!(again.metadata.generate_name.as_deref(), Some("first-"));
-        assert_eq!(again.metadata.labels, original.metadata.labels);
-        let annotations = again.metadata.annotations.expect("annotations");
-        assert_eq!(annotations.get(ANNOTATION_RERUN_OF).map(String::as_str), Some("first"));
-        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+        assert_eq!(again.metadata.labels, None, "other tools' labels stay on the original");
+        let annotations = again.metadata.annotations.clone().expect("annotations");
+        assert_eq!(annotations, [(ANNOTATION_RERUN_OF.to_owned(), "first".to_owned())].into());
         assert_eq!(rerun_of(&original, Some("second")).metadata.name.as_deref(), Some("second"));
         assert_eq!(again.metadata.namespace.as_deref(), Some("team"), "the rerun goes to the original's namespace");
     }

@@ -511,6 +511,7 @@ status:
             (7 * 86400, "7d"),
             (8 * 86400 + 3600, "8d"),
             (729 * 86400 + 3600, "729d"),
+            (730 * 86400, "2y"),
             (730 * 86400 + 5 * 3600, "2y"),
             (8 * 365 * 86400 + 3 * 86400, "8y"),
             (30 * 86400, "30d"),
@@ -520,6 +521,43 @@ status:
         for (seconds, shown) in cases {
             assert_eq!(human_duration(seconds), shown, "{seconds} s");
         }
+    }
+
+    #[test]
+    fn pods_are_ordered_oldest_first_then_by_name() {
+        let pod = |name: &str, at: &str| -> Pod {
+            serde_norway::from_str(&format!("metadata: {{name: {name}, creationTimestamp: \"{at}\"}}")).expect("a pod")
+        };
+        let mut pods =
+            vec![pod("c", "2026-01-01T00:00:02Z"), pod("b", "2026-01-01T00:00:01Z"), pod("a", "2026-01-01T00:00:02Z")];
+        oldest_first(&mut pods);
+        let names: Vec<String> = pods.iter().map(ResourceExt::name_any).collect();
+        assert_eq!(names, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn the_message_is_the_reasons_own_condition_not_an_unrelated_one() {
+        let mut bad = failed_run();
+        let conditions = bad.status.as_mut().and_then(|s| s.conditions.as_mut()).expect("conditions");
+        conditions.insert(
+            0,
+            JobCondition {
+                type_: "JobCreated".into(),
+                status: "True".into(),
+                reason: Some("Created".into()),
+                message: Some("unrelated".into()),
+                ..JobCondition::default()
+            },
+        );
+        assert_eq!(message(&bad), "Job has reached the specified backoff limit");
+        let mut cancelled = bad.clone();
+        let conditions = cancelled.status.as_mut().and_then(|s| s.conditions.as_mut()).expect("conditions");
+        conditions.retain(|c| c.type_ != "Failed");
+        let finished = conditions.iter_mut().find(|c| c.type_ == "Finished").expect("Finished");
+        finished.reason = Some("Cancelled".into());
+        finished.message = Some("JobRun cancelled".into());
+        assert_eq!(reason(&cancelled), "Cancelled");
+        assert_eq!(message(&cancelled), "JobRun cancelled", "Finished's own message when only it has the reason");
     }
 
     #[test]
@@ -644,6 +682,15 @@ status:
         let finished = text.find("m Finished").expect("Finished event");
         assert!(created < finished, "newest last: {text}");
         assert!(text.contains("jobrun/bad"), "{text}");
+        assert!(text.contains("Created:      2026-01-01T00:00:00Z\n"), "{text}");
+        assert!(text.contains("Started:      2026-01-01T00:00:01Z\n"), "{text}");
+        assert!(!text.contains("Cancel:") && !text.contains("Callback:"), "{text}");
+        let mut cancelled = failed_run();
+        cancelled.spec.cancel = Some(true);
+        cancelled.spec.callback_url = Some("https://hooks.example.com/x".into());
+        let text = describe(&cancelled, None, &[], &[], now());
+        assert!(text.contains("Cancel:       requested\n"), "{text}");
+        assert!(text.contains("Callback:\n  Delivered:    pending\n"), "a callback not yet tried: {text}");
     }
 
     #[test]
@@ -664,12 +711,16 @@ status:
 "#,
         )
         .expect("a template");
-        let row: Vec<String> = template_row(&template, now()).into_iter().map(|c| c.text).collect();
+        let cells = template_row(&template, now());
+        assert_eq!(cells[1].colour, Some(Colour::Green));
+        let row: Vec<String> = cells.into_iter().map(|c| c.text).collect();
         assert_eq!(row, ["echo", "True", "args,env", "APP_*", "1", "10m"]);
         let mut bare = template.clone();
         bare.spec.run_policy = None;
         bare.status = None;
-        let row: Vec<String> = template_row(&bare, now()).into_iter().map(|c| c.text).collect();
+        let cells = template_row(&bare, now());
+        assert_eq!(cells[1].colour, None, "no status yet: no colour");
+        let row: Vec<String> = cells.into_iter().map(|c| c.text).collect();
         assert_eq!(row, ["echo", "", "command,args", "", "0", "10m"]);
     }
 }
