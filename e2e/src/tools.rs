@@ -15,6 +15,15 @@ fn from_env_or_cache(variable: &str, relative: &str) -> PathBuf {
     std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| cache_dir().join(relative))
 }
 
+/// A debug binary of the workspace (`make build` builds them), in
+/// `CARGO_TARGET_DIR` or `target/`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug").join(name)
+}
+
 /// `KUBECTL`, or the kubectl built with the cluster binaries.
 pub fn kubectl() -> PathBuf {
     from_env_or_cache("KUBECTL", "k8s-v1.35.4/bin/kubectl")

@@ -64,6 +64,9 @@ fn main() -> ExitCode {
             Test::new("an_api_server_restart_during_a_burst_loses_and_duplicates_nothing", |e, ns| {
                 apiserver_restart(e, ns).boxed()
             }),
+            Test::new("kubectl_jobrun_wait_outlasts_an_api_server_restart_and_reports_the_runs_outcome", |e, ns| {
+                wait_across_restart(e, ns).boxed()
+            }),
             Test::new("a_job_that_vanished_unseen_ends_its_run_job_lost_within_the_resync_period", |e, ns| {
                 vanished(e, ns).boxed()
             }),
@@ -551,6 +554,87 @@ async fn apiserver_restart(env: Arc<Env>, ns: String) -> Result<(), String> {
     Ok(())
 }
 
+/// The API server's count of open watches of JobRuns (its
+/// `apiserver_longrunning_requests` gauge): how a drill knows that a
+/// client's watch is established before it breaks it.
+async fn jobrun_watches(client: &Client) -> Result<u64, String> {
+    let request = http::Request::get("/metrics").body(Vec::new()).map_err(|e| e.to_string())?;
+    let metrics = client.request_text(request).await.map_err(|e| format!("GET /metrics: {e}"))?;
+    Ok(metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_longrunning_requests{")
+                && l.contains("resource=\"jobruns\"")
+                && l.contains("verb=\"WATCH\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
+        .sum::<f64>() as u64)
+}
+
+/// `kubectl jobrun wait` on an unfinished run while kube-apiserver crashes
+/// and comes back: the wait resumes its watch and reports the run's real
+/// outcome (exit 0), not an error (exit 1, as a watch that gives up on its
+/// first error would). No operator runs: the drill writes the run's status
+/// itself after the restart, so the outcome does not wait on the Job
+/// controller's own recovery.
+async fn wait_across_restart(env: Arc<Env>, ns: String) -> Result<(), String> {
+    let Some(container) = env.cluster.container_id().map(str::to_owned) else {
+        return Err("needs the cluster container (not an existing cluster)".into());
+    };
+    let plugin = e2e::tools::workspace_binary("kubectl-jobrun");
+    if !plugin.exists() {
+        return Err(format!("{} is missing: run `make build`", plugin.display()));
+    }
+    let _alone = CLUSTER.write().await;
+    let drill = Drill { client: env.client.clone(), env, ns, _turn: CLUSTER_IDLE.read().await };
+    drill.template("held", json!({})).await;
+    drill.run("waited", "held").await;
+    let before = jobrun_watches(&drill.client).await?;
+    let waiting = tokio::process::Command::new(&plugin)
+        .args(["-n", &drill.ns, "wait", "waited", "--timeout", "170s"])
+        .env("KUBECONFIG", &drill.env.cluster.kubeconfig_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("spawn kubectl-jobrun wait: {e}"))?;
+    wait::until(TIMEOUT, "the wait's watch to be open", || async {
+        let now = jobrun_watches(&drill.client).await?;
+        if now > before { Ok(()) } else { Err(format!("{now} watches of jobruns, {before} before the wait")) }
+    })
+    .await?;
+    let restarted = Instant::now();
+    tokio::task::spawn_blocking(move || restart_apiserver(&container)).await.map_err(|e| e.to_string())?;
+    let succeeded = json!({ "status": {
+        "phase": "Succeeded",
+        "conditions": [{ "type": "Finished", "status": "True", "reason": "Succeeded", "message": "written by the drill",
+                         "lastTransitionTime": "2026-01-01T00:00:00Z" }]
+    } });
+    wait::until(TIMEOUT, "the run's status to be written after the restart", || async {
+        let patch = Patch::Merge(&succeeded);
+        drill
+            .runs()
+            .patch_status("waited", &PatchParams::default(), &patch)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    let output = tokio::time::timeout(TIMEOUT, waiting.wait_with_output())
+        .await
+        .map_err(|_| "the wait did not return after the run finished")?
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "drill wait-restart: the wait returned {:.2}s after the restart began: {stdout}{stderr}",
+        restarted.elapsed().as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(0), "the wait's exit code (0: the run succeeded): {stderr}");
+    assert_eq!(stdout.trim_end(), "jobrun.cellbytes.io/waited Succeeded", "the wait reported the outcome: {stderr}");
+    Ok(())
+}
+
 /// The operator's watches that `/healthz` names as failing (with
 /// `--watch-failure-seconds 0`, every watch whose last answer was an error).
 fn failing_watches(operator: &OperatorProcess) -> Result<Vec<String>, String> {
@@ -735,6 +819,16 @@ async fn uninstall(env: Arc<Env>, ns: String) -> Result<(), String> {
     assert!(jobs.items.iter().all(|j| !merge::holds_finalizer(j)), "a Job still holds the finalizer");
     for name in &names {
         drill.runs().delete(name, &DeleteParams::background()).await.map_err(|e| e.to_string())?;
+    }
+    // Nothing holds the Jobs any more: deleted, they go at once. (They are
+    // deleted here, as the garbage collector would: after the API server
+    // restart drill, its monitors resync with backoff, and a fresh-clone CI
+    // run saw it delete nothing for 180 s.)
+    for name in &names {
+        drill.jobs().delete(name, &DeleteParams::background()).await.map(|_| ()).or_else(|e| match e {
+            kube::Error::Api(status) if status.code == 404 => Ok(()),
+            other => Err(other.to_string()),
+        })?;
     }
     drill.no_jobs_left().await;
     Ok(())

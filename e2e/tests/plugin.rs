@@ -51,14 +51,6 @@ fn main() -> ExitCode {
     })
 }
 
-/// A binary of the plugin package (`make e2e` builds them).
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("debug").join(name)
-}
-
 /// What a command printed, and how it ended.
 #[derive(Debug)]
 struct Output {
@@ -91,7 +83,7 @@ struct Plugin {
 impl Plugin {
     fn new(env: &Env, namespace: &str) -> Result<Self, String> {
         env.operator()?;
-        let path = binary("kubectl-jobrun");
+        let path = tools::workspace_binary("kubectl-jobrun");
         if !path.exists() {
             return Err(format!("{} is missing: run `make build` (or cargo build -p kubectl-jobrun)", path.display()));
         }
@@ -103,7 +95,7 @@ impl Plugin {
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(binary("kubectl-jobrun"));
+        let mut command = tokio::process::Command::new(tools::workspace_binary("kubectl-jobrun"));
         command.args(["-n", &self.namespace]).args(args).env("KUBECONFIG", &self.kubeconfig).env_remove("NO_COLOR");
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         command
@@ -240,9 +232,9 @@ async fn refused(env: Arc<Env>, ns: String) -> Result<(), String> {
     for args in [&["logs", "refused"][..], &["logs", "refused", "-f"][..]] {
         let out = plugin.run(args).await?;
         out.expect_code(1, "logs of a run that never had a Job")?;
-        ensure(out.stderr.starts_with("error: jobrun refused has no Job yet (OverrideNotAllowed: "), || {
-            out.stderr.clone()
-        })?;
+        let expected =
+            "error: jobrun refused ended without a Job (OverrideNotAllowed: JobTemplate strict does not allow";
+        ensure(out.stderr.starts_with(expected), || out.stderr.clone())?;
     }
 
     // Bad input and missing objects: one line, exit 1.
@@ -636,7 +628,7 @@ async fn kubectl_integration(env: Arc<Env>, ns: String) -> Result<(), String> {
     plugin.create_template(template(&ns, "echo", json!({}))?).await?;
     plugin.run(&["create", "echo", "one"]).await?.expect_code(0, "create")?;
     plugin.run(&["create", "echo", "other"]).await?.expect_code(0, "create")?;
-    let bin_dir = binary("kubectl-jobrun").parent().map(PathBuf::from).ok_or("no bin dir")?;
+    let bin_dir = tools::workspace_binary("kubectl-jobrun").parent().map(PathBuf::from).ok_or("no bin dir")?;
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let kubectl = |args: Vec<String>| {
         let mut command = tokio::process::Command::new(tools::kubectl());

@@ -524,7 +524,10 @@ fn no_pods(run: &JobRun, has_job: bool) -> PluginError {
     }
     let why = match view::reason(run) {
         r if r.is_empty() => String::new(),
-        r => format!(" ({r}: {})", view::message(run)),
+        r => {
+            let message = view::message(run);
+            format!(" ({r}: {})", message.strip_prefix(&format!("{r}: ")).unwrap_or(&message))
+        }
     };
     let state = if is_finished(run) { "ended without a Job" } else { "has no Job yet" };
     PluginError::NoJob { name: run.name_any(), state, why }
