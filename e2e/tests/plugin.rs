@@ -519,8 +519,8 @@ async fn follow_retries(
     first_log.append("attempt one, later\n").await?;
     seen.push(next_line(&mut lines).await?);
     // The first pod goes; the Job controller makes a second, which -f follows.
-    plugin.pods().delete(&first, &DeleteParams::default()).await.map_err(|e| e.to_string())?;
-    let second = plugin.newest_running("flaky", Some(&first)).await?.pop().map(|p| p.name_any()).ok_or("no pod")?;
+    plugin.pods().delete(first, &DeleteParams::default()).await.map_err(|e| e.to_string())?;
+    let second = plugin.newest_running("flaky", Some(first)).await?.pop().map(|p| p.name_any()).ok_or("no pod")?;
     seen.push(next_line(&mut lines).await?);
     ensure(seen == ["attempt one", "attempt one, later", "attempt two"], || format!("logs -f printed {seen:?}"))?;
     let out = plugin.run(&["logs", "flaky"]).await?;
