@@ -170,6 +170,19 @@ wait_for 60 "ServiceAccount default/default" kc get serviceaccount default -n de
 log "cluster ready after $(elapsed) (node $NODE_NAME, kube-controller-manager $([ "$disable_kcm" = true ] && echo disabled || echo running))"
 echo "Node controller sync successful" >&2
 
+# As a kubelet restarts a crashed static pod: kube-controller-manager and
+# kube-scheduler exit when they lose their leader lease, which happens when
+# etcd stalls on a slow disk for ~10 s (seen in CI while Docker removed the
+# previous suite's container); they are started again with the same command line.
+cmdline() { tr '\0' ' ' < "/proc/$(pidof "$1")/cmdline"; }
+kcm_cmd=""
+[ "$disable_kcm" = true ] || kcm_cmd=$(cmdline kube-controller-manager)
+sched_cmd=$(cmdline kube-scheduler)
+restart() { # restart NAME COMMAND
+  (trap "" HUP; exec $2 >>"$WORKDIR/logs/$1.log" 2>&1) &
+  log "$1 exited; started it again"
+}
+
 # Stay in the foreground: stream component logs (not the audit log) to
 # stdout, exit when the API server dies, exit 0 on SIGTERM/SIGINT.
 set --
@@ -183,4 +196,6 @@ while :; do
   sleep 5 &
   wait $! || true
   pidof kube-apiserver >/dev/null || fail "kube-apiserver exited"
+  [ -z "$kcm_cmd" ] || pidof kube-controller-manager >/dev/null || restart kube-controller-manager "$kcm_cmd"
+  pidof kube-scheduler >/dev/null || restart kube-scheduler "$sched_cmd"
 done
