@@ -29,7 +29,7 @@ tools: ## Install or build what the tests need (Docker, Helm, krew, Python clien
 cluster-image: ## Build the e2e cluster image (real Kubernetes binaries from Go modules, cached)
 	bash scripts/build-cluster-image.sh
 
-e2e: cluster-image build image ## Tier 2: fixture replay, CRD validation, lifecycle, packaging, leader election, fault drills and callbacks against the cluster container
+e2e: cluster-image build image ## Tier 2: fixture replay, CRD validation, lifecycle, packaging, leader election, fault drills, callbacks and the kubectl-jobrun plugin against the cluster container
 	HELM=$$(bash scripts/install-helm.sh) PYTHON=$$(bash scripts/install-python-client.sh) \
 		cargo test -p e2e --test fixture_replay --test crd_validation --test lifecycle --test packaging --test leader_election --test drills --test callbacks --test plugin
 

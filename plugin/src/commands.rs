@@ -685,7 +685,7 @@ async fn templates(ctx: &Ctx, output: Option<ListOutput>) -> Result<ExitCode, Pl
 pub async fn complete(global: &Global, words: &[String]) {
     let partial = words.last().map(String::as_str).unwrap_or_default();
     let names: Vec<String> = match wanted(words) {
-        Wanted::Subcommands => crate::complete::SUBCOMMANDS.iter().map(|s| (*s).to_owned()).collect(),
+        Wanted::Subcommands => crate::complete::subcommands(),
         Wanted::Shells => ["bash", "zsh", "fish"].map(str::to_owned).to_vec(),
         Wanted::Contexts => {
             Kubeconfig::read().map(|k| k.contexts.into_iter().map(|c| c.name).collect()).unwrap_or_default()

@@ -2,6 +2,8 @@
 //! kubectl run `kubectl_complete-jobrun <words…> <partial word>`, and reads
 //! cobra's format back: one candidate per line, then `:<directive>`.
 
+use crate::args::Cli;
+
 /// What the word under the cursor names.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wanted {
@@ -14,36 +16,30 @@ pub enum Wanted {
     Nothing,
 }
 
-/// The subcommands, as offered.
-pub const SUBCOMMANDS: [&str; 9] =
-    ["create", "get", "describe", "logs", "wait", "cancel", "rerun", "templates", "completion"];
+/// The subcommands, as offered: the command line's own, but the hidden.
+pub fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command().get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_owned()).collect()
+}
 
-/// Flags that take a value as the next word (their value is not a positional).
-const FLAGS_WITH_VALUES: [&str; 23] = [
-    "-n",
-    "--namespace",
-    "--context",
-    "--kubeconfig",
-    "-o",
-    "--output",
-    "-e",
-    "--env",
-    "--container",
-    "-c",
-    "--request",
-    "--limit",
-    "-l",
-    "--label",
-    "--annotation",
-    "--timeout",
-    "--generate-name",
-    "--active-deadline-seconds",
-    "--backoff-limit",
-    "--parallelism",
-    "--completions",
-    "--ttl-seconds-after-finished",
-    "--selector",
-];
+/// The flags whose value is the next word (not `--dry-run`, which takes
+/// its value after `=`), read from the command line's definition.
+fn flags_with_values() -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let args = cli.get_arguments().chain(cli.get_subcommands().flat_map(|c| c.get_arguments()));
+    let mut flags: Vec<String> = args
+        .filter(|a| a.get_action().takes_values() && !a.is_require_equals_set() && !a.is_positional())
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|s| format!("-{s}"));
+            long.into_iter().chain(short)
+        })
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
 
 /// cobra's `ShellCompDirectiveNoFileComp`: offer no file names.
 pub const NO_FILE_COMPLETION: u8 = 4;
@@ -51,10 +47,12 @@ pub const NO_FILE_COMPLETION: u8 = 4;
 /// What to offer for the last of `words` (the partial word, maybe empty).
 pub fn wanted(words: &[String]) -> Wanted {
     let Some((_partial, before)) = words.split_last() else { return Wanted::Subcommands };
+    let with_values = flags_with_values();
+    let takes_value = |word: &str| with_values.iter().any(|f| f == word);
     match before.last().map(String::as_str) {
         Some("-n" | "--namespace") => return Wanted::Namespaces,
         Some("--context") => return Wanted::Contexts,
-        Some(flag) if FLAGS_WITH_VALUES.contains(&flag) => return Wanted::Nothing,
+        Some(flag) if takes_value(flag) => return Wanted::Nothing,
         _ => {}
     }
     if before.iter().any(|w| w == "--") {
@@ -65,7 +63,7 @@ pub fn wanted(words: &[String]) -> Wanted {
     for word in before {
         if skip {
             skip = false;
-        } else if FLAGS_WITH_VALUES.contains(&word.as_str()) {
+        } else if takes_value(word) {
             skip = true;
         } else if !word.starts_with('-') {
             positionals.push(word.as_str());
@@ -116,6 +114,19 @@ mod tests {
         assert_eq!(wanted(&words("completion ")), Wanted::Shells);
         assert_eq!(wanted(&words("create --dry-run ")), Wanted::Templates, "--dry-run takes its value with =");
         assert_eq!(wanted(&[]), Wanted::Subcommands);
+    }
+
+    #[test]
+    fn the_subcommands_and_flags_come_from_the_command_lines_definition() {
+        assert_eq!(
+            subcommands(),
+            ["create", "get", "describe", "logs", "wait", "cancel", "rerun", "templates", "completion"]
+        );
+        let flags = flags_with_values();
+        for flag in ["-n", "--namespace", "--context", "--kubeconfig", "-o", "--env", "-e", "--timeout", "-l", "-c"] {
+            assert!(flags.iter().any(|f| f == flag), "{flag} takes a value: {flags:?}");
+        }
+        assert!(!flags.iter().any(|f| f == "--dry-run" || f == "--wait" || f == "-f"), "{flags:?}");
     }
 
     #[test]

@@ -423,13 +423,11 @@ pub fn describe(run: &JobRun, job: Option<&Job>, pods: &[Pod], events: &[Event],
             .map(|e| {
                 let kind = e.involved_object.kind.clone().unwrap_or_default();
                 let name = e.involved_object.name.clone().unwrap_or_default();
-                let type_ = e.type_.clone().unwrap_or_default();
-                let colour = (type_ == "Warning").then_some(Colour::Yellow);
                 vec![
                     event_time(e)
                         .map_or_else(|| "<unknown>".to_owned(), |t| human_duration(now.as_second() - t.as_second()))
                         .into(),
-                    Cell { text: type_, colour },
+                    e.type_.clone().unwrap_or_default().into(),
                     e.reason.clone().unwrap_or_default().into(),
                     format!("{}/{name}", kind.to_lowercase()).into(),
                     e.message.clone().unwrap_or_default().trim_end().to_owned().into(),
